@@ -1,0 +1,1 @@
+"""Device profiles: wire protocols described as data, and the sans-IO codec both sides use."""

@@ -1,0 +1,1 @@
+"""Massage programs: the model, the technique patterns, the built-in programs and the loader."""

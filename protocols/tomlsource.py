@@ -1,0 +1,99 @@
+"""Read TOML files and turn validation failures into errors that name file, line and key."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from protocols.errors import InputError
+
+M = TypeVar("M", bound=BaseModel)
+E = TypeVar("E", bound=InputError)
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_.\-\"']+)\s*=")
+_TOML_POS = re.compile(r"\(at line (\d+), column \d+\)")
+
+
+def _split_key(key: str) -> tuple[str, ...]:
+    return tuple(part.strip().strip("\"'") for part in key.split("."))
+
+
+def line_paths(text: str) -> list[tuple[int, tuple[str | int, ...]]]:
+    """Return (line number, key path) for every table header and key line of a TOML text."""
+    out: list[tuple[int, tuple[str | int, ...]]] = []
+    counts: dict[tuple[str | int, ...], int] = {}
+    table: tuple[str | int, ...] = ()
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            names = _split_key(header.group(2))
+            # Rebuild the path, inserting the current index of every array of tables on it.
+            path: tuple[str | int, ...] = ()
+            for i, name in enumerate(names):
+                path = (*path, name)
+                is_last = i == len(names) - 1
+                if is_last and header.group(1) == "[[":
+                    counts[path] = counts.get(path, -1) + 1
+                    path = (*path, counts[path])
+                    for other in [k for k in counts if k[: len(path)] == path and k != path]:
+                        del counts[other]
+                elif path in counts:
+                    path = (*path, counts[path])
+            table = path
+            out.append((number, table))
+            continue
+        key = _KEY.match(line)
+        if key:
+            out.append((number, (*table, *_split_key(key.group(1)))))
+    return out
+
+
+def locate(text: str, loc: Sequence[str | int]) -> int | None:
+    """Return the line that best matches a validation location, or None if nothing does."""
+    best: tuple[int, int] | None = None
+    for number, path in line_paths(text):
+        n = 0
+        while n < len(path) and n < len(loc) and path[n] == loc[n]:
+            n += 1
+        if n == len(path) and n > 0 and (best is None or n > best[0]):
+            best = (n, number)
+    return best[1] if best else None
+
+
+def read_toml(path: Path, error: type[E]) -> tuple[dict[str, Any], str]:
+    """Parse a TOML file, raising `error` with the file and line on a syntax error."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(f"cannot read the file ({exc.strerror}).", file=path,
+                    hint="Check the path and permissions.") from exc
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        match = _TOML_POS.search(str(exc))
+        line = int(match.group(1)) if match else None
+        reason = _TOML_POS.sub("", str(exc)).strip()
+        raise error(f"this is not valid TOML: {reason}.", file=path, line=line,
+                    hint="Fix the syntax at that line.") from exc
+
+
+def validate(model: type[M], data: dict[str, Any], text: str, path: Path, error: type[E]) -> M:
+    """Validate parsed TOML into a model, raising `error` naming the first bad key and its line."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(first["loc"])
+        key = ".".join(str(p) for p in loc) or None
+        msg = first["msg"]
+        msg = msg[len("Value error, "):] if msg.startswith("Value error, ") else msg
+        more = len(exc.errors()) - 1
+        hint = f"({more} more problem{'s' if more != 1 else ''} after this one.)" if more else None
+        raise error(msg.rstrip(".") + ".", file=path, line=locate(text, loc), key=key,
+                    hint=hint) from exc
