@@ -1,0 +1,1 @@
+"""Hardware in the loop: a simulated cushion that speaks a firmware profile's bytes."""
