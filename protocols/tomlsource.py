@@ -20,6 +20,14 @@ _KEY = re.compile(r"^\s*([A-Za-z0-9_.\-\"']+)\s*=")
 _TOML_POS = re.compile(r"\(at line (\d+), column \d+\)")
 
 
+class FieldError(ValueError):
+    """A validator's failure that names the key path (below the validated model) it is about."""
+
+    def __init__(self, message: str, loc: Sequence[str | int]) -> None:
+        super().__init__(message)
+        self.loc = tuple(loc)
+
+
 def _split_key(key: str) -> tuple[str, ...]:
     return tuple(part.strip().strip("\"'") for part in key.split("."))
 
@@ -90,6 +98,8 @@ def validate(model: type[M], data: dict[str, Any], text: str, path: Path, error:
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = tuple(first["loc"])
+        # A cross-field check (model validator) says which key it is about; point there.
+        loc = (*loc, *getattr(first.get("ctx", {}).get("error"), "loc", ()))
         key = ".".join(str(p) for p in loc) or None
         msg = first["msg"]
         msg = msg[len("Value error, "):] if msg.startswith("Value error, ") else msg
