@@ -1,0 +1,1 @@
+"""The Cushion controller: plan, safety envelope, session runner, device facade, transports, CLI."""

@@ -1,0 +1,68 @@
+"""The user config file (TOML): default profile and port, and limits narrowed below defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from platformdirs import user_config_path
+from pydantic import BaseModel, ConfigDict, Field
+
+from controller.errors import ConfigError
+from controller.limits import DEFAULT_LIMITS, SafetyLimits, narrow
+from protocols.tomlsource import read_toml, validate
+
+
+class LimitsSection(BaseModel):
+    """The `[limits]` table: any SafetyLimits field, plus `allow_raise` to loosen one."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    allow_raise: bool = False
+
+
+class DefaultsSection(BaseModel):
+    """The `[defaults]` table: what `cushion run` uses when an option is not given."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    profile: str | None = None
+    port: str | None = None
+
+
+class Config(BaseModel):
+    """The whole user config file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    limits: LimitsSection = Field(default_factory=LimitsSection)
+    defaults: DefaultsSection = Field(default_factory=DefaultsSection)
+
+
+def default_config_path() -> Path:
+    """Return where the config file lives for this user (e.g. ~/.config/cushion/config.toml)."""
+    return user_config_path("cushion") / "config.toml"
+
+
+def load_config(path: Path | None) -> tuple[Config, SafetyLimits]:
+    """Read the config file (missing default file = defaults) and the limits it narrows to."""
+    explicit = path is not None
+    path = path or default_config_path()
+    if not path.exists():
+        if explicit:
+            raise ConfigError("the config file does not exist.", file=path,
+                              hint="Check the path given to --config.")
+        return Config(), DEFAULT_LIMITS
+    data, text = read_toml(path, ConfigError)
+    config = validate(Config, data, text, path, ConfigError)
+    changes: dict[str, Any] = dict(config.limits.model_extra or {})
+    unknown = [k for k in changes if k not in SafetyLimits.model_fields]
+    if unknown:
+        known = ", ".join(SafetyLimits.model_fields)
+        raise ConfigError(f"unknown limit '{unknown[0]}'.", file=path, key=f"limits.{unknown[0]}",
+                          hint=f"Known limits: {known}.")
+    try:
+        limits = narrow(DEFAULT_LIMITS, changes, allow_raise=config.limits.allow_raise)
+    except ValueError as exc:
+        raise ConfigError(str(exc).split("\n")[0] + ".", file=path, key="limits") from exc
+    return config, limits

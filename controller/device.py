@@ -1,0 +1,413 @@
+"""The device facade: the only path to the wire, applying the run-time safety layer.
+
+Every byte to a cushion leaves through `Device._send`. Setpoints are clamped to the zone
+caps and to a ceiling that climbs only at the ramp rate and drops to zero on every open
+and resume; updates are coalesced (latest value wins); a halt pre-empts everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from controller.clock import sleep_until
+from controller.errors import DeviceError, DeviceRejected, DeviceTimeout, LinkLost
+from controller.events import AllOff, ClampApplied, Emit, Fault, SetpointSent
+from controller.safety import zone_caps
+from controller.timeline import Setpoint
+from firmware_profiles import Codec
+from firmware_profiles.commands import (
+    BadFrame,
+    Command,
+    Keepalive,
+    Press,
+    Query,
+    Reply,
+    SetAll,
+    SetFrequency,
+    SetHeat,
+    SetMode,
+    SetZone,
+    Stop,
+)
+
+if TYPE_CHECKING:
+    from controller.limits import SafetyLimits
+    from controller.transports.base import Transport
+    from firmware_profiles import Profile
+
+_EPS = 1e-6
+# Longest gap the run-time ceiling may bridge in one update: a value that jumps after a quiet
+# spell still climbs from the ceiling instead of leaping by the whole quiet time's allowance.
+_MAX_RAMP_GAP_S = 0.25
+_BAD_FRAMES_BEFORE_FAULT = 3
+_PRESS_RETRIES = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Outputs in device units: what the wire carries."""
+
+    levels: tuple[int, ...]
+    frequency: int | None = None
+    heat: int | None = None
+    mode: int | None = None
+
+
+class Device:
+    """Facade over one cushion: clamp, quantise, coalesce, keep alive, and stop first."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        profile: Profile,
+        limits: SafetyLimits,
+        *,
+        emit: Emit,
+        sparing: bool = False,
+    ) -> None:
+        self.transport = transport
+        self.profile = profile
+        self.codec = Codec(profile)
+        self.limits = limits
+        self.emit = emit
+        self.origin = 0.0
+        self._caps = [min(c for c, _ in rules) for rules in zone_caps(profile, limits, sparing=sparing)]
+        self._n = len(profile.zones)
+        self._min_interval = 1.0 / profile.limits.max_update_hz
+        self._mode_numbers = dict(profile.modes)
+        self._mode_names = {v: k for k, v in profile.modes.items()}
+        self._desired = Setpoint((0.0,) * self._n)
+        self._dirty = asyncio.Event()
+        self._halted = True  # nothing goes out until `open` sent the all-off and `resume` ran
+        self._final = False
+        self._sent: Target | None = None
+        self._ceiling = 0.0
+        self._ceiling_t = 0.0
+        self._binding: set[int] = set()
+        self._last_frame_t = float("-inf")
+        self._last_update_t = float("-inf")
+        self._lease_t = float("-inf")
+        self._pending_acks: deque[float] = deque()
+        self._bad_frames = 0
+        self._status: dict[str, int] | None = None
+        self._status_event = asyncio.Event()
+        self._acks = bool(profile.limits.ack_each)
+        self._opened = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the link and put the cushion in a known state: everything off."""
+        await self.transport.open()
+        self._opened = True
+        loop = asyncio.get_running_loop()
+        self._ceiling, self._ceiling_t = 0.0, loop.time()
+        await self._send(Stop())
+        self._sent = Target((0,) * self._n)
+
+    async def close(self, reason: str = "session over") -> None:
+        """Send all-off (best effort, bounded in time) and close the link; never raises."""
+        self._halted = self._final = True
+        if self._opened:
+            sent = False
+            try:
+                await asyncio.wait_for(self._send(Stop()), max(0.5, self.profile.limits.reply_timeout_s))
+                sent = True
+            except (DeviceError, OSError, TimeoutError):
+                pass
+            self.emit(AllOff(self._t(), sent, reason))
+        self._opened = False
+        await self.transport.close()
+
+    async def __aenter__(self) -> Device:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- commands from the session ---------------------------------------------------------
+
+    def set(self, setpoint: Setpoint) -> None:
+        """Ask for new outputs (0..1 per zone); the newest request replaces any unsent one."""
+        self._desired = setpoint
+        self._dirty.set()
+
+    async def halt(self, reason: str, *, final: bool = True) -> None:
+        """Turn every output off now, ahead of anything queued; `final` forbids a resume."""
+        self._halted = True
+        self._final = self._final or final
+        self._desired = Setpoint((0.0,) * self._n)
+        await self._send(Stop())
+        self._sent = Target((0,) * self._n, None, None, self._sent.mode if self._sent else None)
+        self.emit(AllOff(self._t(), True, reason))
+
+    def resume(self) -> None:
+        """Let outputs flow again, ramping from zero (after open, pause or reconnect)."""
+        if self._final:
+            return
+        self._ceiling, self._ceiling_t = 0.0, asyncio.get_running_loop().time()
+        self._halted = False
+        self._dirty.set()
+
+    @property
+    def ceiling(self) -> float:
+        """Return the run-time ceiling (0..1) outputs currently play under."""
+        return self._ceiling
+
+    # -- background work -------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        """Run the writer, reader and keepalive loops until cancelled; raises on a device fault."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._writer_loop(), name="cushion-writer")
+            tg.create_task(self._reader_loop(), name="cushion-reader")
+            tg.create_task(self._keepalive_loop(), name="cushion-keepalive")
+
+    async def _writer_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._binding and not self._halted:
+                try:
+                    await asyncio.wait_for(self._dirty.wait(), self._min_interval)
+                except TimeoutError:
+                    pass
+            else:
+                await self._dirty.wait()
+            self._dirty.clear()
+            earliest = self._last_update_t + self._min_interval
+            if loop.time() < earliest:
+                await sleep_until(earliest)  # meanwhile newer setpoints replace this one
+            if self._halted:
+                continue
+            target = self._clamp(self._desired, loop.time())
+            if target == self._sent:
+                continue
+            self._last_update_t = loop.time()
+            if self.profile.control == "stepping":
+                await self._apply_stepping(target)
+            else:
+                await self._apply_absolute(target)
+
+    async def _reader_loop(self) -> None:
+        parser = self.codec.reply_parser()
+        while True:
+            data = await self.transport.read()
+            for item in parser.feed(data):
+                self._on_reply(item)
+
+    async def _keepalive_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        limits = self.profile.limits
+        while True:
+            now = loop.time()
+            deadlines = [now + 1.0]
+            if self._pending_acks:
+                due = self._pending_acks[0] + limits.reply_timeout_s
+                if now >= due:
+                    raise DeviceTimeout(
+                        f"the cushion did not answer within {limits.reply_timeout_s:g} s.",
+                        hint="Check that the profile matches the device and the link is good.",
+                    )
+                deadlines.append(due)
+            if limits.keepalive_s and not self._final:
+                due = self._last_frame_t + limits.keepalive_s
+                if now >= due:
+                    await self._send(Keepalive() if self.profile.supports("keepalive") else Query())
+                    due = now + limits.keepalive_s
+                deadlines.append(due)
+            if limits.lease_s and self._sent and any(self._sent.levels) and not self._halted:
+                due = self._lease_t + limits.lease_s / 2
+                if now >= due:
+                    await self._renew_lease()
+                    due = now + limits.lease_s / 2
+                deadlines.append(due)
+            await sleep_until(min(deadlines))
+
+    # -- the run-time envelope ---------------------------------------------------------------
+
+    def _clamp(self, sp: Setpoint, now: float) -> Target:
+        dt = min(max(0.0, now - self._ceiling_t), _MAX_RAMP_GAP_S)
+        allowed = self._ceiling + self.limits.ramp_per_s * dt + _EPS
+        levels: list[int] = []
+        out: list[float] = []
+        binding: set[int] = set()
+        for z, wanted in enumerate(sp.levels):
+            value = min(wanted, self._caps[z])
+            if value > allowed:
+                binding.add(z)
+                value = allowed
+            level = self.profile.intensity.to_device(max(0.0, value))
+            levels.append(level)
+            out.append(value)
+            if z in binding and z not in self._binding:
+                self.emit(ClampApplied(self._t(), self.profile.zones[z].id, "ramp rule",
+                                       wanted, value, layer="device"))
+        self._binding = binding
+        # Every output is <= allowed, so the ceiling never climbs faster than the ramp rate.
+        self._ceiling = max(self._ceiling, *out) if out else self._ceiling
+        self._ceiling_t = now
+        freq = None
+        if sp.frequency_hz is not None and self.profile.frequency is not None:
+            freq = self.profile.frequency.to_device(sp.frequency_hz)
+        heat = None
+        if sp.heat is not None and self.profile.heat is not None:
+            heat = int(min(sp.heat, self.limits.heat_max) * self.profile.heat.levels + _EPS)
+        mode = self._mode_numbers.get(sp.mode) if sp.mode is not None else None
+        return Target(tuple(levels), freq, heat, mode)
+
+    # -- turning targets into commands ---------------------------------------------------------
+
+    async def _apply_absolute(self, target: Target) -> None:
+        old = self._sent or Target((0,) * self._n)
+        lease = self.profile.limits.lease_s
+        if target.mode is not None and target.mode != old.mode and self.profile.supports("set_mode"):
+            await self._send(SetMode(target.mode))
+        if target.frequency is not None and target.frequency != old.frequency and self.profile.supports("set_frequency"):
+            await self._send(SetFrequency(target.frequency))
+        heat_old = old.heat or 0
+        if (target.heat or 0) != heat_old and self.profile.supports("set_heat"):
+            await self._send(SetHeat(target.heat or 0))
+        if target.levels != old.levels:
+            changed = [z for z in range(self._n) if target.levels[z] != old.levels[z]]
+            if self.profile.supports("set_all") and (len(changed) > 1 or not self.profile.supports("set_zone")):
+                await self._send(SetAll(target.levels, lease))
+            else:
+                for z in changed:
+                    await self._send(SetZone(z, target.levels[z], lease))
+            if lease:
+                self._lease_t = asyncio.get_running_loop().time()
+        if self._halted:
+            return  # a halt overtook this update while it was being written
+        self._sent = target
+        self._emit_sent(target)
+
+    async def _renew_lease(self) -> None:
+        target = self._sent
+        if target is None:
+            return
+        lease = self.profile.limits.lease_s
+        if self.profile.supports("set_all"):
+            await self._send(SetAll(target.levels, lease))
+        else:
+            for z, level in enumerate(target.levels):
+                if level:
+                    await self._send(SetZone(z, level, lease))
+        self._lease_t = asyncio.get_running_loop().time()
+
+    async def _apply_stepping(self, target: Target) -> None:
+        """Walk a button-style cushion to the target one confirmed press at a time."""
+        want_level = max(target.levels, default=0)
+        if self._status is None and self.profile.supports("query"):
+            await self._query()
+        known_level = self._known("level", max(self._sent.levels) if self._sent else 0)
+        if target.mode is not None and self.profile.supports("press.next_mode"):
+            for _ in range(len(self._mode_numbers) + 1):
+                if self._known("mode", -1) == target.mode or self._halted:
+                    break
+                await self._press("next_mode", "mode")
+        while not self._halted:
+            known_level = self._known("level", known_level)
+            desired_now = self._clamp(self._desired, asyncio.get_running_loop().time())
+            want_level = max(desired_now.levels, default=0)
+            if known_level == want_level:
+                break
+            button = "intensity_up" if want_level > known_level else "intensity_down"
+            await self._press(button, "level")
+            if not self.profile.supports("query"):
+                known_level += 1 if button == "intensity_up" else -1
+                self._status = {**(self._status or {}), "level": known_level}
+        if self._halted:
+            return
+        level = self._known("level", want_level)
+        mode = self._known("mode", target.mode if target.mode is not None else -1)
+        final = Target((level,) * self._n, target.frequency, target.heat, mode if mode >= 0 else None)
+        self._sent = final
+        self._emit_sent(final)
+
+    def _known(self, name: str, default: int) -> int:
+        return (self._status or {}).get(name, default)
+
+    async def _press(self, button: str, field: str) -> None:
+        """Press once; with status replies, confirm it took before any further press."""
+        before = self._known(field, -1)
+        for _attempt in range(_PRESS_RETRIES + 1):
+            if self._halted:
+                return
+            await self._send(Press(button))  # type: ignore[arg-type]
+            if not self.profile.supports("query"):
+                return
+            await self._query()
+            if self._known(field, -1) != before:
+                return
+            # The status proves the press was lost, so pressing again is not a blind repeat.
+        raise DeviceRejected(f"the cushion ignored the '{button}' button {_PRESS_RETRIES + 1} times.",
+                             hint="Check that the profile's button frames match this remote.")
+
+    async def _query(self) -> None:
+        self._status_event.clear()
+        await self._send(Query())
+        try:
+            await asyncio.wait_for(self._status_event.wait(), self.profile.limits.reply_timeout_s)
+        except TimeoutError as exc:
+            raise DeviceTimeout(
+                f"the cushion sent no status within {self.profile.limits.reply_timeout_s:g} s.",
+                hint="Check the link and that the profile's status reply matches the device.",
+            ) from exc
+
+    # -- the wire ----------------------------------------------------------------------------
+
+    async def _send(self, command: Command) -> None:
+        """Encode and write one command: the single place bytes leave for the cushion."""
+        if self._halted and not isinstance(command, Stop | Keepalive | Query):
+            return  # a halt always wins over updates that were already on their way
+        frame = self.codec.encode(command)
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._acks and not isinstance(command, Query):
+            self._pending_acks.append(now)
+        self._last_frame_t = now
+        await self.transport.write(frame)
+
+    def _on_reply(self, item: Reply | BadFrame) -> None:
+        if isinstance(item, BadFrame):
+            self._bad_frames += 1
+            self.emit(Fault(self._t(), f"unreadable reply from the cushion ({item.reason})"))
+            if self._bad_frames >= _BAD_FRAMES_BEFORE_FAULT:
+                raise DeviceRejected(
+                    "the cushion answers with garbage.",
+                    hint="Check the baud rate and that the profile matches the device.",
+                )
+            return
+        self._bad_frames = 0
+        if item.kind in ("ack", "nak") and self._pending_acks:
+            self._pending_acks.popleft()
+        if item.kind == "nak":
+            code = item.fields.get("code")
+            raise DeviceRejected(
+                f"the cushion refused a command (nak{'' if code is None else f' code {code}'}).",
+                hint="Check that the profile matches the device's firmware.",
+            )
+        if item.kind == "status":
+            self._status = dict(item.fields)
+            self._status_event.set()
+
+    def _emit_sent(self, target: Target) -> None:
+        scale = self.profile.intensity
+        freq = None
+        if target.frequency is not None and self.profile.frequency is not None:
+            freq = self.profile.frequency.from_device(target.frequency)
+        self.emit(SetpointSent(
+            self._t(), target.levels, tuple(scale.from_device(v) for v in target.levels), freq,
+            target.heat, self._mode_names.get(target.mode) if target.mode is not None else None,
+            round(self._ceiling, 6),
+        ))
+
+    def _t(self) -> float:
+        return asyncio.get_running_loop().time() - self.origin
+
+
+__all__ = ["Device", "DeviceError", "LinkLost", "Target"]

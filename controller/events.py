@@ -1,0 +1,154 @@
+"""Session events: plain values the display, the --json stream, a journal or MQTT consume."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something that happened at session time `t_s` (seconds since the session started)."""
+
+    t_s: float
+
+    @property
+    def kind(self) -> str:
+        """Return the event's name as used in the JSON stream."""
+        return _KIND[type(self)]
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-ready dict with a `kind` key."""
+        data = asdict(self)
+        data["kind"] = self.kind
+        data["t_s"] = round(self.t_s, 4)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStarted(Event):
+    """A session began: what runs, on what, how long, and each zone's cap."""
+
+    program: str
+    profile: str
+    endpoint: str
+    duration_s: float
+    zones: tuple[str, ...]
+    caps: tuple[float, ...]
+    ramp_per_s: float
+    levels_max: int
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseStarted(Event):
+    """A program phase began."""
+
+    name: str
+    phase: str
+    duration_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class StepStarted(Event):
+    """A program step (one technique, its repetitions) began."""
+
+    technique: str
+    phase: str
+    repetitions: int
+    duration_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class SetpointSent(Event):
+    """New outputs went to the wire: device levels and their fraction of full scale."""
+
+    levels: tuple[int, ...]
+    intensity: tuple[float, ...]
+    frequency_hz: float | None
+    heat: int | None
+    mode: str | None
+    ceiling: float
+
+
+@dataclass(frozen=True, slots=True)
+class ClampApplied(Event):
+    """A safety rule lowered what the program asked for."""
+
+    zone: str
+    rule: str
+    wanted: float
+    got: float
+    layer: str = "plan"
+
+
+@dataclass(frozen=True, slots=True)
+class Paused(Event):
+    """Outputs are off and the session waits to be resumed."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed(Event):
+    """The session continues, ramping up from zero."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fault(Event):
+    """The device or link misbehaved."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequested(Event):
+    """A stop was asked for; `emergency` skips the ramp-down."""
+
+    reason: str
+    emergency: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AllOff(Event):
+    """The all-outputs-off frame was written (or could not be)."""
+
+    sent: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnded(Event):
+    """The session is over; `outcome` is done, stopped, interrupted, device-error or safety."""
+
+    outcome: str
+    exit_code: int
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+_KIND: dict[type, str] = {
+    SessionStarted: "session_started",
+    PhaseStarted: "phase",
+    StepStarted: "step",
+    SetpointSent: "setpoint",
+    ClampApplied: "clamp",
+    Paused: "paused",
+    Resumed: "resumed",
+    Fault: "fault",
+    StopRequested: "stop_requested",
+    AllOff: "all_off",
+    SessionEnded: "session_ended",
+}
+
+Emit = Callable[[Event], None]
+
+
+def fan_out(*sinks: Emit) -> Emit:
+    """Return one emitter that hands every event to each sink in turn."""
+
+    def emit(event: Event) -> None:
+        for sink in sinks:
+            sink(event)
+
+    return emit

@@ -1,0 +1,122 @@
+"""Compile a program for one cushion: technique patterns mapped onto the profile's zones."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from controller.timeline import Marker, Setpoint, Timeline
+from protocols.patterns import render_step
+from protocols.zones import ANATOMICAL_ZONES
+
+if TYPE_CHECKING:
+    from firmware_profiles import Profile
+    from protocols.model import Program, Step
+
+# Finer than any pattern needs (rubbing alternates every 0.3 s) and coarse enough that a
+# 40-minute plan stays a few tens of thousands of samples.
+DEFAULT_RESOLUTION_S = 0.1
+
+
+def resolution_for(profile: Profile) -> float:
+    """Return the plan's sample spacing in seconds: 0.1 s, or slower if the device needs it."""
+    return max(DEFAULT_RESOLUTION_S, 1.0 / profile.limits.max_update_hz)
+
+
+def _zone_map(profile: Profile) -> tuple[list[list[int]], list[str]]:
+    """Return, per device zone, the indices of the anatomical zones it covers, and notes."""
+    index = {name: i for i, name in enumerate(ANATOMICAL_ZONES)}
+    covered: set[str] = set()
+    mapping: list[list[int]] = []
+    notes: list[str] = []
+    for zone in profile.zones:
+        names = [n for n in ANATOMICAL_ZONES if n in zone.covers]
+        covered.update(names)
+        mapping.append([index[n] for n in names])
+        if len(names) > 1:
+            notes.append(
+                f"device zone '{zone.id}' covers {', '.join(names)}: it plays the strongest "
+                "of them at each moment"
+            )
+    missing = [n for n in ANATOMICAL_ZONES if n not in covered]
+    if missing:
+        notes.append(f"this cushion has no motor on {', '.join(missing)}: those parts are left out")
+    return mapping, notes
+
+
+def compile_program(program: Program, profile: Profile, *, resolution_s: float | None = None) -> Timeline:
+    """Turn a program into a timeline of per-device-zone setpoints (before the envelope)."""
+    step_s = resolution_s or resolution_for(profile)
+    mapping, notes = _zone_map(profile)
+    zone_ids = tuple(z.id for z in profile.zones)
+    anat_index = {name: i for i, name in enumerate(ANATOMICAL_ZONES)}
+    times: list[float] = []
+    setpoints: list[Setpoint] = []
+    phase_of: list[str] = []
+    markers: list[Marker] = []
+    mode_notes: dict[str, str] = {}
+    t0 = 0.0
+    for phase in program.phases:
+        markers.append(Marker(t0, "phase", phase.name, phase.kind, duration_s=phase.duration_s))
+        for step in phase.steps:
+            markers.append(
+                Marker(t0, "step", step.technique.value, phase.kind, step.technique.value,
+                       step.repetitions, step.total_s)
+            )
+            mode = _mode_for(profile, step, mode_notes)
+            _sample_step(step, t0, step_s, mapping, anat_index, mode, profile,
+                         times, setpoints)
+            phase_of.extend([phase.kind] * (len(times) - len(phase_of)))
+            t0 += step.total_s
+    notes.extend(mode_notes.values())
+    if profile.frequency is None and any(sp.frequency_hz for sp in setpoints):
+        notes.append("this cushion has no adjustable vibration frequency: frequencies are ignored")
+    if profile.heat is None and any(sp.heat for sp in setpoints):
+        notes.append("this cushion has no heater: heat steps play without heat")
+    return Timeline(zone_ids, times, setpoints, t0, markers, [], notes, phase_of)
+
+
+def _mode_for(profile: Profile, step: Step, notes: dict[str, str]) -> str | None:
+    if not profile.modes:
+        return None
+    mode = profile.technique_modes.get(step.technique)
+    if mode is None:
+        mode = next(iter(profile.modes))
+    notes.setdefault(step.technique.value,
+                     f"technique {step.technique.value} plays as the built-in mode '{mode}'")
+    return mode
+
+
+def _sample_step(
+    step: Step,
+    t0: float,
+    step_s: float,
+    mapping: list[list[int]],
+    anat_index: dict[str, int],
+    mode: str | None,
+    profile: Profile,
+    times: list[float],
+    setpoints: list[Setpoint],
+) -> None:
+    segments = render_step(step)
+    count = max(1, math.ceil(step.total_s / step_s - 1e-9))
+    frequency = step.frequency_hz if profile.frequency is not None else None
+    heat = step.heat if profile.heat is not None else None
+    seg_i = 0
+    anat = [0.0] * len(ANATOMICAL_ZONES)
+    for k in range(count):
+        t = k * step_s
+        while seg_i < len(segments) - 1 and segments[seg_i].t1_s <= t:
+            seg_i += 1
+        seg = segments[seg_i]
+        span = seg.t1_s - seg.t0_s
+        f = 0.0 if span <= 0 else min(1.0, max(0.0, (t - seg.t0_s) / span))
+        for i in range(len(anat)):
+            anat[i] = 0.0
+        for name, a in seg.start.items():
+            anat[anat_index[name]] = a * (1.0 - f)
+        for name, b in seg.end.items():
+            anat[anat_index[name]] += b * f
+        levels = tuple(max((anat[i] for i in idx), default=0.0) for idx in mapping)
+        times.append(t0 + t)
+        setpoints.append(Setpoint(levels, frequency, heat, mode))

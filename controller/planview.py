@@ -1,0 +1,109 @@
+"""Show a plan: a table of phases and steps, what the envelope clamped, JSON, and a plot."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from controller.limits import SafetyLimits
+    from controller.timeline import Timeline
+    from firmware_profiles import Profile
+    from protocols.model import Program
+
+
+def _mmss(t: float) -> str:
+    return f"{int(t) // 60:d}:{int(t) % 60:02d}"
+
+
+def step_rows(timeline: Timeline) -> list[dict[str, Any]]:
+    """Return one row per step: when, what, and each zone's peak after the envelope."""
+    steps = [m for m in timeline.markers if m.kind == "step"]
+    rows = []
+    for k, m in enumerate(steps):
+        end = steps[k + 1].t_s if k + 1 < len(steps) else timeline.duration_s
+        i0, i1 = timeline.index_at(m.t_s), timeline.index_at(end - 1e-9) + 1
+        peaks = [0.0] * len(timeline.zones)
+        modes = set()
+        for sp in timeline.setpoints[i0:i1]:
+            peaks = [max(a, b) for a, b in zip(peaks, sp.levels, strict=True)]
+            if sp.mode:
+                modes.add(sp.mode)
+        rows.append({"t_s": m.t_s, "phase": m.phase, "technique": m.label,
+                     "repetitions": m.repetitions, "duration_s": m.duration_s,
+                     "peak": [round(p, 4) for p in peaks], "modes": sorted(modes)})
+    return rows
+
+
+def plan_json(program: Program, profile: Profile, limits: SafetyLimits,
+              timeline: Timeline) -> dict[str, Any]:
+    """Return the plan as a JSON-ready dict."""
+    return {
+        "program": program.name, "profile": profile.name, "duration_s": timeline.duration_s,
+        "zones": list(timeline.zones), "limits": limits.model_dump(),
+        "steps": step_rows(timeline),
+        "clamps": [{"t_s": c.t_s, "zone": c.zone, "rule": c.rule, "wanted": round(c.wanted, 4),
+                    "got": round(c.got, 4)} for c in timeline.clamps],
+        "notes": timeline.notes, "peak": round(timeline.peak(), 4),
+    }
+
+
+def print_plan(console: Console, program: Program, profile: Profile, limits: SafetyLimits,
+               timeline: Timeline) -> None:
+    """Print the plan for people."""
+    console.print(f"[bold]{program.title}[/] ({program.name}) on {profile.title} "
+                  f"({profile.name}): {_mmss(timeline.duration_s)}")
+    table = Table("at", "phase", "technique", "x", "length",
+                  *(f"{z} peak" for z in timeline.zones), box=None)
+    for row in step_rows(timeline):
+        table.add_row(_mmss(row["t_s"]), row["phase"], row["technique"],
+                      str(row["repetitions"]), _mmss(row["duration_s"]),
+                      *(f"{p:.0%}" for p in row["peak"]))
+    console.print(table)
+    if timeline.clamps:
+        console.print("[bold]Where the safety envelope lowered the program:[/]")
+        seen: dict[tuple[str, str], int] = {}
+        for c in timeline.clamps:
+            seen[(c.zone, c.rule)] = seen.get((c.zone, c.rule), 0) + 1
+            if seen[(c.zone, c.rule)] <= 3:
+                console.print(f"  {_mmss(c.t_s)} {c.zone}: {c.rule}, {c.wanted:.0%} -> {c.got:.0%}")
+        hidden = sum(max(0, n - 3) for n in seen.values())
+        if hidden:
+            console.print(f"  (and {hidden} more of the same kinds)")
+    for note in timeline.notes:
+        console.print(f"[dim]note: {note}[/]")
+
+
+def plot_plan(timeline: Timeline, profile: Profile, path: Path) -> None:
+    """Save a PNG with each zone's intensity over time and the phase boundaries."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        from controller.errors import UsageError
+
+        raise UsageError("plotting needs matplotlib.",
+                         hint="Install it with: pip install 'cushion[plot]'.") from exc
+    fig, axes = plt.subplots(len(timeline.zones), 1, sharex=True,
+                             figsize=(12, 1.4 * len(timeline.zones) + 1), squeeze=False)
+    minutes = [t / 60 for t in timeline.times]
+    for z, zone in enumerate(timeline.zones):
+        ax = axes[z][0]
+        ax.step(minutes, [sp.levels[z] * 100 for sp in timeline.setpoints], where="post", lw=0.6)
+        ax.set_ylabel(f"{zone}\n%", rotation=0, ha="right", va="center")
+        ax.set_ylim(0, 100)
+        for m in timeline.markers:
+            if m.kind == "phase":
+                ax.axvline(m.t_s / 60, color="grey", lw=0.8, ls="--")
+    axes[-1][0].set_xlabel("minutes")
+    fig.suptitle(f"{profile.name}: intensity per zone after the safety envelope")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,95 @@
+"""Assemble a run: program + profile -> plan -> envelope -> session on a transport."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from controller.device import Device
+from controller.events import Emit, SessionStarted
+from controller.plan import compile_program
+from controller.safety import apply_envelope, zone_caps
+from controller.session import EXIT_INTERRUPTED, Session, SessionResult
+from controller.transports.base import Endpoint, open_transport
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from controller.limits import SafetyLimits
+    from controller.timeline import Timeline
+    from controller.transports.base import Transport
+    from firmware_profiles import Profile
+    from protocols.model import Program
+
+
+def plan(program: Program, profile: Profile, limits: SafetyLimits) -> Timeline:
+    """Compile a program for a cushion and pass it through the safety envelope."""
+    return apply_envelope(compile_program(program, profile), profile, limits,
+                          sparing=program.sparing)
+
+
+@dataclass(slots=True)
+class RunOptions:
+    """What `cushion run` was asked to do."""
+
+    endpoint: Endpoint
+    speed: float | None = None  # None = real time; inf = as fast as possible (simulator only)
+    handle_signals: bool = True
+
+
+@contextlib.asynccontextmanager
+async def _pty_simulator(profile: Profile) -> AsyncIterator[str]:
+    """Run a simulated cushion on a real pseudo-terminal in this loop; yield its port."""
+    from hil.cushion import SimulatedCushion
+    from hil.links import PtyLink
+
+    async with PtyLink(SimulatedCushion(profile)) as link:
+        yield link.port
+
+
+async def run_program(
+    program: Program,
+    profile: Profile,
+    limits: SafetyLimits,
+    options: RunOptions,
+    *,
+    emit: Emit,
+    transport: Transport | None = None,
+) -> SessionResult:
+    """Run one program on one cushion and return how it ended; outputs end off on every path."""
+    timeline = plan(program, profile, limits)
+    endpoint = options.endpoint
+    async with contextlib.AsyncExitStack() as stack:
+        if transport is None and endpoint.scheme == "sim+pty":
+            port = await stack.enter_async_context(_pty_simulator(profile))
+            endpoint = Endpoint("serial", port, {})
+        transport = transport or open_transport(endpoint, profile)
+        device = Device(transport, profile, limits, emit=emit, sparing=program.sparing)
+        session = Session(timeline, device, emit=emit)
+        caps = tuple(min(c for c, _ in rules)
+                     for rules in zone_caps(profile, limits, sparing=program.sparing))
+        await stack.enter_async_context(device)
+        loop = asyncio.get_running_loop()
+        if options.handle_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, _on_signal, session, sig)
+                stack.callback(loop.remove_signal_handler, sig)
+        emit(SessionStarted(0.0, program.name, profile.name, str(options.endpoint),
+                            timeline.duration_s, timeline.zones, caps, limits.ramp_per_s,
+                            profile.intensity.max, tuple(timeline.notes)))
+        return await session.run()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+_signal_tasks: set[asyncio.Task[None]] = set()
+
+
+def _on_signal(session: Session, sig: signal.Signals) -> None:
+    # Stop beats everything: a signal cuts the outputs at once instead of ramping down.
+    task = asyncio.get_running_loop().create_task(
+        session.emergency_stop(f"interrupted ({sig.name})", exit_code=EXIT_INTERRUPTED))
+    _signal_tasks.add(task)
+    task.add_done_callback(_signal_tasks.discard)

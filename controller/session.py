@@ -1,0 +1,198 @@
+"""The session runner: plays a planned timeline on a device against absolute deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from controller.clock import sleep_until
+from controller.errors import DeviceError, SafetyStop
+from controller.events import (
+    ClampApplied,
+    Emit,
+    Paused,
+    PhaseStarted,
+    Resumed,
+    SessionEnded,
+    StepStarted,
+    StopRequested,
+)
+from controller.timeline import Setpoint
+
+if TYPE_CHECKING:
+    from controller.device import Device
+    from controller.timeline import Timeline
+
+EXIT_DONE = 0
+EXIT_BAD_INPUT = 2
+EXIT_DEVICE = 3
+EXIT_SAFETY = 4
+EXIT_INTERRUPTED = 130
+
+# A user's stop lowers the outputs over this long instead of cutting them (emergency stop cuts).
+STOP_RAMP_S = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class SessionResult:
+    """How a session ended and the exit code the CLI returns."""
+
+    outcome: str
+    exit_code: int
+    message: str = ""
+
+
+class Session:
+    """Runs one timeline on one device; pause, resume, stop and emergency stop at any time."""
+
+    def __init__(self, timeline: Timeline, device: Device, *, emit: Emit) -> None:
+        self.timeline = timeline
+        self.device = device
+        self.emit = emit
+        self.origin = 0.0
+        self._position_s = 0.0
+        self._paused = False
+        self._resume = asyncio.Event()
+        self._stop_reason: str | None = None
+        self._emergency: str | None = None
+        self._exit_code = EXIT_DONE
+        self._pause_reason = "paused"
+
+    # -- control, callable from any task, a signal handler or a key press -----------------
+
+    def pause(self, reason: str = "paused by the user") -> None:
+        """Turn outputs off and hold the program where it is."""
+        if not self._paused and self._stop_reason is None:
+            self._paused = True
+            self._resume.clear()
+            self._pause_reason = reason
+
+    def resume(self) -> None:
+        """Continue a paused program, ramping up from zero."""
+        if self._paused:
+            self._paused = False
+            self._resume.set()
+
+    def stop(self, reason: str = "stopped by the user", *, exit_code: int = EXIT_DONE) -> None:
+        """End the session with a short controlled ramp-down."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+            self._exit_code = exit_code
+            self.emit(StopRequested(self._t(), reason, False))
+        self._resume.set()
+
+    async def emergency_stop(self, reason: str = "emergency stop", *,
+                             exit_code: int = EXIT_INTERRUPTED) -> None:
+        """Cut every output at once, bypassing the plan, the queue and the slew limit."""
+        if self._emergency is None:
+            self._emergency = reason
+            self._stop_reason = self._stop_reason or reason
+            self._exit_code = exit_code
+            self.emit(StopRequested(self._t(), reason, True))
+        self._resume.set()
+        await self.device.halt(reason, final=True)
+
+    @property
+    def position_s(self) -> float:
+        """Return how far into the program the session is, in seconds."""
+        return self._position_s
+
+    # -- running --------------------------------------------------------------------------
+
+    async def run(self) -> SessionResult:
+        """Play the timeline to its end or until stopped; the device turns off on every path."""
+        loop = asyncio.get_running_loop()
+        self.origin = self.device.origin = loop.time()
+        self.device.resume()
+        result: SessionResult
+        try:
+            async with asyncio.TaskGroup() as tg:
+                serving = tg.create_task(self.device.serve(), name="cushion-device")
+                result = await self._play()
+                serving.cancel()
+        except* DeviceError as group:
+            exc = group.exceptions[0]
+            result = SessionResult("device-error", EXIT_DEVICE, str(exc))
+        except* SafetyStop as group:
+            result = SessionResult("safety", EXIT_SAFETY, str(group.exceptions[0]))
+        self.emit(SessionEnded(self._t(), result.outcome, result.exit_code,
+                               {"message": result.message, "position_s": round(self._position_s, 3)}))
+        return result
+
+    async def _play(self) -> SessionResult:
+        loop = asyncio.get_running_loop()
+        tl = self.timeline
+        times, setpoints = tl.times, tl.setpoints
+        markers = tl.markers
+        clamps = sorted(tl.clamps, key=lambda c: c.t_s)
+        mi = ci = 0
+        shift = self.origin  # wall time of program position 0, moved on by pauses
+        i = 0
+        n = len(times)
+        while i < n:
+            if self._stop_reason is not None:
+                break
+            if self._paused:
+                shift += await self._hold()
+                continue
+            t = times[i]
+            await sleep_until(shift + t)
+            if self._stop_reason is not None or self._paused:
+                continue
+            self._position_s = t
+            while mi < len(markers) and markers[mi].t_s <= t:
+                m = markers[mi]
+                if m.kind == "phase":
+                    self.emit(PhaseStarted(self._t(), m.label, m.phase, m.duration_s))
+                else:
+                    self.emit(StepStarted(self._t(), m.label, m.phase, m.repetitions, m.duration_s))
+                mi += 1
+            while ci < len(clamps) and clamps[ci].t_s <= t:
+                c = clamps[ci]
+                self.emit(ClampApplied(self._t(), c.zone, c.rule, c.wanted, c.got))
+                ci += 1
+            self.device.set(setpoints[i])
+            i += 1
+        if self._emergency is not None:
+            return SessionResult("stopped", self._exit_code, self._emergency)
+        if self._stop_reason is not None:
+            await self._ramp_down(setpoints[i - 1] if i else None)
+            await self.device.halt(self._stop_reason, final=True)
+            return SessionResult("stopped", self._exit_code, self._stop_reason)
+        await sleep_until(shift + tl.duration_s)
+        self._position_s = tl.duration_s
+        await self.device.halt("program finished", final=True)
+        return SessionResult("done", EXIT_DONE, "program finished")
+
+    async def _hold(self) -> float:
+        """Keep outputs off while paused; return how long the pause lasted."""
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        await self.device.halt(self._pause_reason, final=False)
+        self.emit(Paused(self._t(), self._pause_reason))
+        await self._resume.wait()
+        if self._stop_reason is None:
+            self.device.resume()
+            self.emit(Resumed(self._t()))
+        return loop.time() - began
+
+    async def _ramp_down(self, last: Setpoint | None) -> None:
+        if last is None or not any(last.levels):
+            return
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        steps = 10
+        for k in range(1, steps + 1):
+            if self._emergency is not None:
+                return
+            f = 1.0 - k / steps
+            self.device.set(Setpoint(tuple(v * f for v in last.levels), last.frequency_hz, None,
+                                     last.mode))
+            await sleep_until(start + STOP_RAMP_S * k / steps)
+
+    def _t(self) -> float:
+        try:
+            return asyncio.get_running_loop().time() - self.origin
+        except RuntimeError:
+            return 0.0

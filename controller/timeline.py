@@ -1,0 +1,82 @@
+"""The plan as plain values: setpoints held on a time grid, with phase and step markers."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Setpoint:
+    """What the cushion should do now: intensity per device zone (0..1), frequency, heat, mode."""
+
+    levels: tuple[float, ...]
+    frequency_hz: float | None = None
+    heat: float | None = None  # 0..1 of the device's top heat level
+    mode: str | None = None
+
+    def off(self) -> Setpoint:
+        """Return the all-outputs-off setpoint of the same shape."""
+        return Setpoint((0.0,) * len(self.levels))
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """A named moment in the plan: a phase or step begins."""
+
+    t_s: float
+    kind: str  # "phase" | "step"
+    label: str
+    phase: str
+    technique: str | None = None
+    repetitions: int = 1
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Clamp:
+    """Where and why the envelope lowered the program's wish."""
+
+    t_s: float
+    zone: str
+    rule: str
+    wanted: float
+    got: float
+
+
+@dataclass(slots=True)
+class Timeline:
+    """Setpoints held from each time until the next, ending at `duration_s` with all off."""
+
+    zones: tuple[str, ...]
+    times: list[float]
+    setpoints: list[Setpoint]
+    duration_s: float
+    markers: list[Marker] = field(default_factory=list)
+    clamps: list[Clamp] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    phase_of: list[str] = field(default_factory=list)  # phase kind of each sample
+
+    def at(self, t_s: float) -> Setpoint:
+        """Return the setpoint in force at `t_s` (all off before the start and after the end)."""
+        if t_s < 0 or t_s >= self.duration_s or not self.times:
+            return Setpoint((0.0,) * len(self.zones))
+        return self.setpoints[bisect_right(self.times, t_s) - 1]
+
+    def index_at(self, t_s: float) -> int:
+        """Return the index of the sample in force at `t_s`."""
+        return max(0, bisect_right(self.times, t_s) - 1)
+
+    def marker_at(self, t_s: float, kind: str) -> Marker | None:
+        """Return the last marker of `kind` at or before `t_s`."""
+        found = None
+        for marker in self.markers:
+            if marker.t_s > t_s:
+                break
+            if marker.kind == kind:
+                found = marker
+        return found
+
+    def peak(self) -> float:
+        """Return the highest intensity any zone reaches."""
+        return max((max(sp.levels, default=0.0) for sp in self.setpoints), default=0.0)

@@ -1,0 +1,58 @@
+"""In-process transport to a simulated cushion (virtual-time runs; no pty, no threads)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from controller.errors import LinkLost
+from controller.transports.base import Transport
+
+if TYPE_CHECKING:
+    from controller.transports.base import Endpoint
+    from firmware_profiles import Profile
+    from hil.cushion import SimulatedCushion
+    from hil.links import InProcessLink
+
+
+class SimTransport(Transport):
+    """Talks bytes to a `hil` simulated cushion living in the same event loop."""
+
+    name = "sim"
+
+    def __init__(self, endpoint: Endpoint, profile: Profile,
+                 cushion: SimulatedCushion | None = None) -> None:
+        super().__init__(endpoint, profile)
+        from hil.cushion import SimulatedCushion
+
+        self.cushion = cushion or SimulatedCushion(profile)
+        self._link: InProcessLink | None = None
+
+    async def open(self) -> None:
+        """Attach to the simulated cushion."""
+        from hil.links import InProcessLink
+
+        self._link = InProcessLink(self.cushion)
+
+    async def close(self) -> None:
+        """Detach from the simulated cushion."""
+        if self._link is not None:
+            self._link.close()
+            self._link = None
+
+    async def write(self, data: bytes) -> None:
+        """Deliver one frame to the simulated cushion."""
+        if self._link is None:
+            raise LinkLost("the simulated link is closed.")
+        try:
+            await self._link.write(data)
+        except ConnectionError as exc:
+            raise LinkLost(f"the simulated link dropped: {exc}.") from exc
+
+    async def read(self) -> bytes:
+        """Return the next bytes the simulated cushion sent."""
+        if self._link is None:
+            raise LinkLost("the simulated link is closed.")
+        try:
+            return await self._link.read()
+        except ConnectionError as exc:
+            raise LinkLost(f"the simulated link dropped: {exc}.") from exc
