@@ -63,7 +63,7 @@ class CushionState:
     """A snapshot of the simulated device at loop time ``t`` (s)."""
 
     t: float
-    commanded: tuple[int, ...]  # per zone, levels 0..max
+    commanded: tuple[int, ...]  # per zone, device levels (min_level is off)
     actual: tuple[float, ...]  # per zone motor output after spin-up lag, levels
     level: int  # stepping: the global level; absolute: the highest zone level
     frequency_raw: int | None
@@ -95,13 +95,14 @@ class Firmware:
 
     def _init_state(self) -> None:
         n = self.spec.zone_count
-        self._levels = [0] * n
-        self._motors = [Motor(self._rate) for _ in range(n)]
+        off = self.spec.min_level
+        self._levels = [off] * n
+        self._motors = [Motor(self._rate, start=off, target=off) for _ in range(n)]
         self._heater = Heater(self.spec.heat_levels)
         self._heat = 0
         self._frequency: int | None = None
         self._mode: int | None = self.spec.modes[0] if self.spec.modes else None
-        self._step_level = 0
+        self._step_level = self.spec.min_level
         self._powered = False
         self._last_accept: dict[str, float] = {}
         self._lease: list[float | None] = [None] * n
@@ -187,20 +188,25 @@ class Firmware:
             if spec.frequency_range is None:
                 raise _Refused("no frequency control")
             value = self._ranged("frequency", cmd.value, *spec.frequency_range)
+            table = spec.frequency_table
+            if table is not None and value not in table:
+                if self.out_of_range != "clamp":
+                    raise _Refused(f"frequency {value} not one of {table}")
+                value = min(table, key=lambda raw: abs(raw - value))
             return lambda now: self._set_frequency(now, value)
         if spec.control != "absolute":
             raise _Refused("absolute levels need an absolute profile")
         if isinstance(cmd, SetZone):
             if not 0 <= cmd.zone < spec.zone_count:
                 raise _Refused(f"no zone {cmd.zone}")
-            level = self._ranged("level", cmd.level, 0, spec.max_level)
+            level = self._ranged("level", cmd.level, spec.min_level, spec.max_level)
             lease = self._lease_for(cmd.duration_s)
             return lambda now: self._set_zones(now, {cmd.zone: level}, lease)
         if isinstance(cmd, SetAll):
             if len(cmd.levels) != spec.zone_count:
                 raise _Refused(f"{len(cmd.levels)} levels for {spec.zone_count} zones")
-            top = spec.max_level
-            levels = {z: self._ranged("level", lv, 0, top) for z, lv in enumerate(cmd.levels)}
+            lo, hi = spec.min_level, spec.max_level
+            levels = {z: self._ranged("level", lv, lo, hi) for z, lv in enumerate(cmd.levels)}
             lease = self._lease_for(cmd.duration_s)
             return lambda now: self._set_zones(now, levels, lease)
         raise _Refused(f"unsupported command {cmd!r}")
@@ -217,7 +223,7 @@ class Firmware:
             return None
         if duration_s <= 0:
             raise _Refused(f"lease {duration_s} s is not positive")
-        cap = self.spec.lease_s
+        cap = self.spec.max_lease_s
         if cap is not None and duration_s > cap:
             if self.out_of_range == "clamp":
                 return cap
@@ -229,7 +235,8 @@ class Firmware:
     def _set_zones(self, now: float, levels: dict[int, int], lease_s: float | None) -> None:
         for zone, level in levels.items():
             self._set_level(now, zone, level)
-            self._lease[zone] = now + lease_s if lease_s is not None and level else None
+            on = level != self.spec.min_level
+            self._lease[zone] = now + lease_s if lease_s is not None and on else None
         if lease_s is not None:
             self._arm_lease(now)
         self._update_power(now)
@@ -264,11 +271,11 @@ class Firmware:
         self._update_power(now)
 
     def _press(self, now: float, cmd: Press) -> None:
-        top = self.spec.max_level
+        lo, hi = self.spec.min_level, self.spec.max_level
         if cmd.button == "intensity_up":
-            self._set_step_level(now, min(top, self._step_level + 1))
+            self._set_step_level(now, min(hi, self._step_level + 1))
         elif cmd.button == "intensity_down":
-            self._set_step_level(now, max(0, self._step_level - 1))
+            self._set_step_level(now, max(lo, self._step_level - 1))
         elif cmd.button == "next_mode" and self.spec.modes:
             modes = self.spec.modes
             i = modes.index(self._mode) if self._mode in modes else -1
@@ -279,21 +286,23 @@ class Firmware:
             if self._powered:
                 self._all_off(now)
             else:
-                self._set_step_level(now, 1)
+                self._set_step_level(now, lo + 1)
 
     def _all_off(self, now: float, cause: str | None = None) -> None:
         """Turn every output off at once; ``cause`` names a firmware time-out, if any."""
         if cause is not None:
             self.recorder.add(now, cause)
-        self._step_level = 0
+        off = self.spec.min_level
+        self._step_level = off
         for zone in range(self.spec.zone_count):
-            self._set_level(now, zone, 0)
+            self._set_level(now, zone, off)
             self._lease[zone] = None
         self._set_heat(now, 0)
         self._update_power(now)
 
     def _update_power(self, now: float) -> None:
-        powered = any(self._levels) or self._heat > 0
+        off = self.spec.min_level
+        powered = any(level != off for level in self._levels) or self._heat > 0
         if powered == self._powered:
             return
         self._powered = powered
@@ -345,9 +354,9 @@ class Firmware:
         for zone, deadline in enumerate(self._lease):
             if deadline is not None and deadline <= now + _EPS:
                 self._lease[zone] = None
-                if self._levels[zone]:
+                if self._levels[zone] != self.spec.min_level:
                     self.recorder.add(now, "lease_expired", zone)
-                    self._set_level(now, zone, 0)
+                    self._set_level(now, zone, self.spec.min_level)
         self._update_power(now)
         self._arm_lease(now)
 
@@ -360,7 +369,7 @@ class Firmware:
             if timer is not None:
                 timer.cancel()
         for zone in range(self.spec.zone_count):
-            self._set_level(now, zone, 0)
+            self._set_level(now, zone, self.spec.min_level)
         self._set_heat(now, 0)
         self._update_power(now)
         self.recorder.add(now, "reboot")
@@ -374,7 +383,7 @@ class Firmware:
             t=now,
             commanded=levels,
             actual=tuple(m.output(now) for m in self._motors),
-            level=self._step_level if self.spec.control == "stepping" else max(levels, default=0),
+            level=self._step_level if self.spec.control == "stepping" else max(levels),
             frequency_raw=self._frequency,
             heat=self._heat,
             mode=self._mode,

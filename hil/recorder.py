@@ -59,6 +59,7 @@ class Recorder:
     """Append-only event log of one simulated cushion, with query and assertion helpers."""
 
     zone_count: int
+    off_level: int = 0  # the device level that means off
     events: list[Event] = field(default_factory=list)
     _levels: list[list[tuple[float, int]]] = field(init=False)
     _commands: list[Command] = field(init=False, default_factory=list)
@@ -119,8 +120,8 @@ class Recorder:
         return list(self._levels[zone])
 
     def level_at(self, zone: int, t: float) -> int:
-        """Return the commanded level of ``zone`` at loop time ``t`` (s); 0 before any change."""
-        level = 0
+        """Return the commanded level of ``zone`` at loop time ``t`` (s); off before any change."""
+        level = self.off_level
         for when, value in self._levels[zone]:
             if when > t:
                 break
@@ -130,16 +131,16 @@ class Recorder:
     def max_level(self, zone: int | None = None) -> int:
         """Return the highest level ever commanded on ``zone`` (or on any zone)."""
         zones = range(self.zone_count) if zone is None else (zone,)
-        return max((lv for z in zones for _, lv in self._levels[z]), default=0)
+        return max((lv for z in zones for _, lv in self._levels[z]), default=self.off_level)
 
     def last_levels(self) -> tuple[int, ...]:
         """Return the current commanded level of every zone, profile order."""
-        return tuple(lv[-1][1] if lv else 0 for lv in self._levels)
+        return tuple(lv[-1][1] if lv else self.off_level for lv in self._levels)
 
     def assert_all_off_at_end(self) -> None:
-        """Fail unless every zone's commanded level (and heat) is 0 now."""
+        """Fail unless every zone's commanded level is off (and heat is 0) now."""
         levels = self.last_levels()
-        if any(levels):
+        if any(level != self.off_level for level in levels):
             raise AssertionError(f"zones still on at the end: levels {levels}")
         heat = self.last("heat")
         if heat is not None and heat.detail != 0:

@@ -33,7 +33,7 @@ ABSOLUTE = FirmwareSpec(
     max_update_hz=20.0,
     watchdog_s=1.0,
     auto_off_s=900.0,
-    lease_s=5.0,
+    max_lease_s=5.0,
     acks=True,
     naks=True,
 )
@@ -49,7 +49,7 @@ STEPPING = FirmwareSpec(
 
 
 def make(spec: FirmwareSpec, **kw: object) -> Firmware:
-    return Firmware(spec, Recorder(spec.zone_count), **kw)  # type: ignore[arg-type]
+    return Firmware(spec, Recorder(spec.zone_count, spec.min_level), **kw)  # type: ignore[arg-type]
 
 
 async def at(t: float) -> None:
@@ -144,8 +144,16 @@ def test_stop_turns_everything_off_at_once() -> None:
 def test_out_of_range_is_refused_with_nak_and_changes_nothing() -> None:
     async def main() -> None:
         fw = make(ABSOLUTE)
-        bad = [SetZone(0, 11), SetZone(4, 1), SetZone(0, -1), SetAll((1, 2)),
-               SetFrequency(81), SetHeat(4), SetMode(9), Press("intensity_up")]
+        bad = [
+            SetZone(0, 11),
+            SetZone(4, 1),
+            SetZone(0, -1),
+            SetAll((1, 2)),
+            SetFrequency(81),
+            SetHeat(4),
+            SetMode(9),
+            Press("intensity_up"),
+        ]
         for i, cmd in enumerate(bad):
             await at(i * 0.1)
             assert fw.handle(cmd) == Reply("nak"), cmd

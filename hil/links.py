@@ -1,0 +1,90 @@
+"""In-process link: the controller side gets ``write``/``read`` coroutines, no pty needed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hil.cushion import SimulatedCushion
+
+
+class InProcessLink:
+    """A wire between a controller and a `SimulatedCushion` inside one event loop.
+
+    Writes reach the cushion on a later loop iteration (``call_soon``), as over a real wire;
+    bytes still in flight when the link closes are lost.
+    """
+
+    def __init__(self, cushion: SimulatedCushion) -> None:
+        self.cushion = cushion
+        self._chunks: deque[bytes] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed: str | None = None  # why the link is closed, once it is
+        cushion.on_transmit = self._from_device
+        cushion.recorder.add(cushion.firmware.now(), "link", "connected")
+
+    @property
+    def closed(self) -> bool:
+        """Return True once either side closed the link."""
+        return self._closed is not None
+
+    async def write(self, data: bytes) -> None:
+        """Send bytes towards the cushion; raise `ConnectionError` once the link is closed."""
+        if self._closed is not None:
+            raise ConnectionError(self._closed)
+        asyncio.get_running_loop().call_soon(self._deliver, bytes(data))
+
+    async def read(self) -> bytes:
+        """Return the reply bytes received so far (waits for some); ConnectionError once closed."""
+        while not self._chunks:
+            if self._closed is not None:
+                raise ConnectionError(self._closed)
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        if self._closed is not None:
+            raise ConnectionError(self._closed)
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        return data
+
+    def close(self) -> None:
+        """Close from the controller side."""
+        self._shut("link closed by the controller")
+
+    def disconnect(self) -> None:
+        """Simulate link loss from the device side (cable pulled, device out of range)."""
+        if self._closed is None:
+            self.cushion.recorder.add(self.cushion.firmware.now(), "link", "disconnected")
+        self._shut("device disconnected")
+
+    def _shut(self, reason: str) -> None:
+        if self._closed is not None:
+            return
+        self._closed = reason
+        if self.cushion.on_transmit == self._from_device:
+            self.cushion.on_transmit = None
+        self._wake()
+
+    def _deliver(self, data: bytes) -> None:
+        if self._closed is None:
+            self.cushion.feed(data)
+
+    def _from_device(self, data: bytes) -> None:
+        if self._closed is None:
+            self._chunks.append(data)
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
+# The pty link lives in its own module; re-exported so both links import from one place.
+from hil.ptylink import PtyLink  # noqa: E402
+
+__all__ = ["InProcessLink", "PtyLink"]
