@@ -27,11 +27,18 @@ def program_problems(avoid: Sequence[Technique], phases: Sequence[Phase]) -> Ite
         return
     total = sum(p.duration_s for p in phases)
     if total > MAX_SESSION_S:
+        # Point at the phase during which the limit is crossed.
+        elapsed, crossing = 0.0, len(phases) - 1
+        for i, phase in enumerate(phases):
+            elapsed += phase.duration_s
+            if elapsed > MAX_SESSION_S:
+                crossing = i
+                break
         yield (
-            ("phase",),
+            ("phase", crossing),
             f"the program lasts {_mmss(total)} (m:ss), longer than the "
-            f"{_mmss(MAX_SESSION_S)} limit (article, line 270: at most 40 minutes); "
-            "shorten steps or remove repetitions",
+            f"{_mmss(MAX_SESSION_S)} limit (article, line 270: at most 40 minutes), crossing "
+            f"it in phase '{phases[crossing].name}'; shorten steps or remove repetitions",
         )
     yield from _phase_order(phases)
     yield from _avoided(avoid, phases)

@@ -43,8 +43,8 @@ def _bump(x: float) -> float:
 def _boundaries(duration_s: float, dt: float) -> list[float]:
     # Drop a last sliver shorter than a quarter step: it would only add a tiny segment.
     count = math.ceil(duration_s / dt) + 1
-    times = [i * dt for i in range(count) if i * dt < duration_s - 0.25 * dt]
-    return [*times, duration_s]
+    times = [i * dt for i in range(1, count) if i * dt < duration_s - 0.25 * dt]
+    return [0.0, *times, duration_s]
 
 
 def _sampled(
@@ -62,17 +62,21 @@ def _constant(times: list[float], fractions: list[tuple[float, ...]]) -> list[Pi
     return [(times[i], times[i + 1], fractions[i], fractions[i]) for i in range(len(times) - 1)]
 
 
+_PER_CYCLE: Final = 8
+
+
 def _wave(lay: Layout, duration_s: float, rate_hz: float, lag: float) -> list[Piece]:
-    """Travelling swell: row r peaks `r * lag` cycles after row 0."""
+    """Travelling swell: row r starts `r * lag` cycles after row 0, at the floor until then."""
     offsets = [0.0] * len(lay.zones)
     for r, row in enumerate(lay.rows):
         for i in row:
             offsets[i] = r * lag
 
     def at(cycles: float) -> tuple[float, ...]:
-        return tuple(FLOOR + (1 - FLOOR) * _bump(cycles - off) for off in offsets)
+        return tuple(FLOOR if cycles < off else FLOOR + (1 - FLOOR) * _bump(cycles - off)
+                     for off in offsets)
 
-    return _sampled(duration_s, rate_hz, 8, at)
+    return _sampled(duration_s, rate_hz, _PER_CYCLE, at)
 
 
 def _turns(
@@ -94,7 +98,8 @@ def _turns(
 
 def stroking(lay: Layout, duration_s: float, rate_hz: float, directed: bool) -> list[Piece]:
     """Slow wave sweeping the rows once a cycle (top-down unless reversed; together if none)."""
-    lag = 1.0 / len(lay.rows) if directed else 0.0
+    # Lags on whole samples, so every row's crest lands on a sample and reaches the amplitude.
+    lag = max(1, round(_PER_CYCLE / len(lay.rows))) / _PER_CYCLE if directed else 0.0
     return _wave(lay, duration_s, rate_hz, lag)
 
 
