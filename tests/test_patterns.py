@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from hypothesis import given, settings
@@ -54,7 +55,7 @@ def test_segments_cover_the_step_contiguously(step: Step) -> None:
     assert segs[-1].t1_s == step.total_s
     for seg in segs:
         assert seg.t1_s > seg.t0_s
-    for a, b in zip(segs, segs[1:], strict=False):
+    for a, b in itertools.pairwise(segs):
         assert a.t1_s == b.t0_s
 
 
@@ -90,8 +91,8 @@ def test_rubbing_alternates_left_right_about_100_times_a_minute() -> None:
     right = peaks(segs, "paravertebral_right", 0.5)
     assert len(left) + len(right) in (99, 100)  # 100/min, the article's line 149
     merged = sorted([(t, "L") for t in left] + [(t, "R") for t in right])
-    assert all(a[1] != b[1] for a, b in zip(merged, merged[1:], strict=False))
-    gaps = [b[0] - a[0] for a, b in zip(merged, merged[1:], strict=False)]
+    assert all(a[1] != b[1] for a, b in itertools.pairwise(merged))
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(merged)]
     assert all(abs(g - 60 / 100) < 1e-6 for g in gaps)
 
 
