@@ -1,0 +1,182 @@
+"""Compile a binary layout (consts, integer fields, length, checksum) to fixed-offset slots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from firmware_profiles.checksums import CHECKSUM_SIZES, CHECKSUMS
+from firmware_profiles.commands import ProfileError
+from firmware_profiles.frames import ChecksumItem, ConstItem, FieldItem
+from firmware_profiles.problem import Problem
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from firmware_profiles.ascii_template import FieldFactory, Loc
+    from firmware_profiles.fieldcodec import FieldCodec
+    from firmware_profiles.frames import FrameSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One integer field at a fixed offset."""
+
+    offset: int
+    size: int
+    byteorder: str  # "big" | "little"
+    field: FieldCodec
+
+
+@dataclass(frozen=True, slots=True)
+class BinaryFrame:
+    """A compiled binary frame: fixed length, constant bytes, integer slots, one checksum."""
+
+    name: str
+    length: int
+    template: bytes  # constants (and the length field) in place, zeros elsewhere
+    consts: tuple[tuple[int, int], ...]  # (offset, byte) of every constant byte
+    slots: tuple[Slot, ...]
+    checksum: Callable[[bytes], int] | None
+    checksum_offset: int
+    checksum_size: int
+    checksum_start: int
+    checksum_order: str
+    mask_base: int | None
+
+    def encode(self, values: Mapping[str, Any]) -> bytes:
+        """Return the frame bytes for a flat values dict."""
+        buf = bytearray(self.template)
+        try:
+            for slot in self.slots:
+                raw = slot.field.to_raw(values[slot.field.key])
+                assert isinstance(raw, int)
+                if slot.size == 1:
+                    buf[slot.offset] = raw
+                else:
+                    buf[slot.offset : slot.offset + slot.size] = raw.to_bytes(
+                        slot.size, slot.byteorder  # type: ignore[arg-type]
+                    )
+        except KeyError as exc:
+            raise ProfileError(f"{self.name} needs a value for '{exc.args[0]}'.") from None
+        except ValueError as exc:  # bytearray item >= 256 when capacity is unchecked
+            raise ProfileError(f"{self.name}: {exc}.") from exc
+        if self.checksum is not None:
+            end = self.checksum_offset
+            value = self.checksum(bytes(buf[self.checksum_start : end]))
+            buf[end : end + self.checksum_size] = value.to_bytes(
+                self.checksum_size, self.checksum_order  # type: ignore[arg-type]
+            )
+        return bytes(buf)
+
+    def consts_match(self, buf: bytes | bytearray, pos: int, avail: int) -> bool:
+        """Return whether every constant byte within the `avail` bytes at pos matches."""
+        for offset, byte in self.consts:
+            if offset >= avail:
+                return True
+            if buf[pos + offset] != byte:
+                return False
+        return True
+
+    def checksum_ok(self, frame: bytes) -> bool:
+        """Return whether a full frame's checksum is right (True when it has none)."""
+        if self.checksum is None:
+            return True
+        end = self.checksum_offset
+        got = int.from_bytes(frame[end : end + self.checksum_size], self.checksum_order)  # type: ignore[arg-type]
+        return got == self.checksum(frame[self.checksum_start : end])
+
+    def decode(self, frame: bytes) -> dict[str, int | float]:
+        """Return the values of a full frame; ValueError if a raw value is impossible."""
+        out: dict[str, int | float] = {}
+        for slot in self.slots:
+            if slot.size == 1:
+                raw = frame[slot.offset]
+            else:
+                raw = int.from_bytes(frame[slot.offset : slot.offset + slot.size], slot.byteorder)  # type: ignore[arg-type]
+            out[slot.field.key] = slot.field.from_raw(raw)
+        return out
+
+
+def compile_binary(
+    name: str, spec: FrameSpec, loc: Loc, *, zones: int, make_field: FieldFactory
+) -> BinaryFrame:
+    """Compile one binary frame spec; Problem (at loc) if the layout is malformed."""
+    if spec.layout is None or spec.text is not None or spec.fields:
+        raise Problem(loc, "a binary profile's frame needs `layout` (and no `text` or `fields`).",
+                      "Write layout = [{ const = [0xAA, 0x55] }, { field = \"level\" }, ...].")
+    lloc = (*loc, "layout")
+    template = bytearray()
+    consts: list[tuple[int, int]] = []
+    slots: list[Slot] = []
+    length_at: tuple[int, FieldItem, Loc] | None = None
+    checksum: tuple[int, ChecksumItem, Loc] | None = None
+    mask_base: int | None = None
+    used: set[str] = set()
+    for n, item in enumerate(spec.layout):
+        iloc = (*lloc, n)
+        if checksum is not None and not isinstance(item, ConstItem):
+            raise Problem(iloc, "only constants may follow the checksum.")
+        if isinstance(item, ConstItem):
+            data = [item.const] if isinstance(item.const, int) else item.const
+            consts.extend((len(template) + i, b) for i, b in enumerate(data))
+            template.extend(data)
+        elif isinstance(item, ChecksumItem):
+            if item.start >= len(template):
+                raise Problem((*iloc, "start"), f"the checksum would cover no bytes (start "
+                              f"{item.start}, checksum at byte {len(template)}).")
+            checksum = (len(template), item, iloc)
+            template.extend(bytes(CHECKSUM_SIZES[item.checksum]))
+        elif item.field == "length":
+            if length_at is not None:
+                raise Problem(iloc, "a frame has one length field.")
+            length_at = (len(template), item, iloc)
+            template.extend(bytes(item.size))
+        else:
+            if item.field in used:
+                raise Problem((*iloc, "field"), f"field '{item.field}' appears twice.")
+            used.add(item.field)
+            if item.field == "mask":
+                mask_base = item.bit_base
+            capacity = (1 << (8 * item.size)) - 1
+            indices: list[int | None] = list(range(zones)) if item.per_zone else [None]
+            for index in indices:
+                codec = make_field(item.field, index, item, capacity, iloc)
+                if codec.from_map is not None and any(isinstance(k, str) for k in codec.from_map):
+                    raise Problem((*iloc, "map"), "a binary field maps values to integers only.")
+                slots.append(Slot(len(template), item.size, item.endian, codec))
+                template.extend(bytes(item.size))
+    if not consts:
+        raise Problem(lloc, "a binary frame needs at least one constant byte to be recognised.",
+                      "Start it with a header or command id, e.g. { const = 0xA5 }.")
+    if length_at is not None:
+        offset, item, iloc = length_at
+        end = checksum[0] if checksum is not None and not item.include_checksum else len(template)
+        value = end - (offset + item.size) + item.adjust
+        if not 0 <= value < (1 << (8 * item.size)):
+            raise Problem(iloc, f"the length value {value} does not fit {item.size} byte(s).")
+        raw = value.to_bytes(item.size, item.endian)
+        template[offset : offset + item.size] = raw
+        consts.extend((offset + i, b) for i, b in enumerate(raw))
+    cs_fn = None
+    cs_offset = cs_size = cs_start = 0
+    cs_order = "big"
+    if checksum is not None:
+        cs_offset, cs_item, _ = checksum
+        cs_fn = CHECKSUMS[cs_item.checksum]
+        cs_size = CHECKSUM_SIZES[cs_item.checksum]
+        cs_start = cs_item.start
+        cs_order = cs_item.endian
+    return BinaryFrame(
+        name=name,
+        length=len(template),
+        template=bytes(template),
+        consts=tuple(sorted(consts)),
+        slots=tuple(slots),
+        checksum=cs_fn,
+        checksum_offset=cs_offset,
+        checksum_size=cs_size,
+        checksum_start=cs_start,
+        checksum_order=cs_order,
+        mask_base=mask_base,
+    )

@@ -1,0 +1,152 @@
+"""A profile's output ranges: intensity levels, vibration frequency, heat levels."""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+# Multiplying a float by a span can land a hair below an integer (0.29 * 100 = 28.99...);
+# this slack keeps FLOOR from losing a whole level to representation error.
+_EPS = 1e-9
+
+
+class FrozenModel(BaseModel):
+    """Base of every profile model: immutable, unknown keys refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class Intensity(FrozenModel):
+    """Intensity levels of one zone: `min` is off, `max` is full scale (device integers)."""
+
+    min: int = Field(0, ge=0, description="Device level that means off.")
+    max: int = Field(gt=0, description="Device level at full scale.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Intensity:
+        if self.max <= self.min:
+            raise ValueError(f"intensity max ({self.max}) must be above min ({self.min})")
+        return self
+
+    def to_device(self, x: float) -> int:
+        """Map x (0..1 of full scale, clamped) to a level, rounding DOWN; 0 gives off."""
+        if x != x:  # NaN: a bug upstream; refuse rather than guess
+            raise ValueError("intensity is NaN")
+        if x <= 0.0:
+            return self.min
+        if x >= 1.0:
+            return self.max
+        return self.min + math.floor(x * (self.max - self.min) + _EPS)
+
+    def from_device(self, level: int) -> float:
+        """Map a device level back to 0..1 of full scale."""
+        return (level - self.min) / (self.max - self.min)
+
+
+class FrequencyPoint(FrozenModel):
+    """One allowed raw value of a tabulated frequency and the Hz it produces."""
+
+    raw: int = Field(ge=0, description="Value sent to the device.")
+    hz: float = Field(gt=0, description="Vibration frequency it produces, Hz.")
+
+
+class Frequency(FrozenModel):
+    """Vibration frequency: a linear raw range mapped to Hz, or a table raw -> Hz."""
+
+    min_hz: float = Field(gt=0, description="Lowest frequency, Hz (filled in from a table).")
+    max_hz: float = Field(gt=0, description="Highest frequency, Hz (filled in from a table).")
+    raw_min: int | None = Field(None, ge=0, description="Raw value at min_hz (linear form).")
+    raw_max: int | None = Field(None, ge=0, description="Raw value at max_hz (linear form).")
+    table: tuple[FrequencyPoint, ...] | None = Field(
+        None, min_length=2, description="Allowed raw values and their Hz (table form)."
+    )
+
+    _hzs: tuple[float, ...] = PrivateAttr(())
+    _raws: tuple[int, ...] = PrivateAttr(())
+    _by_raw: dict[int, float] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_table(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("table") is not None:
+            if "min_hz" in data or "max_hz" in data or "raw_min" in data or "raw_max" in data:
+                raise ValueError(
+                    "give either a table or min_hz/max_hz/raw_min/raw_max, not both"
+                )
+            hzs = [p["hz"] if isinstance(p, dict) else getattr(p, "hz", 0) for p in data["table"]]
+            if hzs and all(isinstance(h, int | float) for h in hzs):
+                data = {**data, "min_hz": min(hzs), "max_hz": max(hzs)}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Frequency:
+        if self.table is None:
+            if self.raw_min is None or self.raw_max is None:
+                raise ValueError("a linear frequency needs raw_min and raw_max (or give a table)")
+            if self.raw_max <= self.raw_min or self.max_hz <= self.min_hz:
+                raise ValueError("frequency raw_max and max_hz must be above raw_min and min_hz")
+            return self
+        points = sorted(self.table, key=lambda p: p.hz)
+        if len({p.hz for p in points}) != len(points) or len({p.raw for p in points}) != len(
+            points
+        ):
+            raise ValueError("every frequency table entry needs its own raw value and Hz")
+        return self
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Precompute the lookup tables that keep to_device/from_device cheap."""
+        if self.table is not None:
+            points = sorted(self.table, key=lambda p: p.hz)
+            self._hzs = tuple(p.hz for p in points)
+            self._raws = tuple(p.raw for p in points)
+            self._by_raw = {p.raw: p.hz for p in points}
+
+    def to_device(self, hz: float) -> int:
+        """Return the raw value of the allowed frequency at or below hz, clamped into range."""
+        if self.table is not None:
+            i = bisect_right(self._hzs, hz + _EPS) - 1
+            return self._raws[max(i, 0)]
+        lo, hi = self.raw_min, self.raw_max
+        assert lo is not None and hi is not None
+        if hz <= self.min_hz:
+            return lo
+        if hz >= self.max_hz:
+            return hi
+        return lo + math.floor((hz - self.min_hz) * (hi - lo) / (self.max_hz - self.min_hz) + _EPS)
+
+    def from_device(self, raw: int) -> float:
+        """Return the Hz a raw value produces; ValueError if the device does not accept it."""
+        if self.table is not None:
+            try:
+                return self._by_raw[raw]
+            except KeyError:
+                raise ValueError(f"raw frequency {raw} is not in the table") from None
+        lo, hi = self.raw_min, self.raw_max
+        assert lo is not None and hi is not None
+        if not lo <= raw <= hi:
+            raise ValueError(f"raw frequency {raw} is outside {lo}..{hi}")
+        return self.min_hz + (raw - lo) * (self.max_hz - self.min_hz) / (hi - lo)
+
+    def accepts(self, raw: int) -> bool:
+        """Return whether the device accepts this raw frequency value."""
+        if self.table is not None:
+            return raw in self._by_raw
+        assert self.raw_min is not None and self.raw_max is not None
+        return self.raw_min <= raw <= self.raw_max
+
+    @property
+    def raw_values(self) -> tuple[int, ...]:
+        """The lowest and highest raw values (table: every allowed value, ascending Hz)."""
+        if self.table is not None:
+            return self._raws
+        assert self.raw_min is not None and self.raw_max is not None
+        return (self.raw_min, self.raw_max)
+
+
+class Heat(FrozenModel):
+    """Heat levels: 0 is off, 1..levels are on."""
+
+    levels: int = Field(ge=1, description="Number of heat levels above off.")

@@ -1,0 +1,178 @@
+"""Incremental stream parsers: split bytes into frames, resynchronise, report bad frames."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Final, Generic, TypeVar
+
+from firmware_profiles.ascii_template import AsciiFrame, BadChecksum
+from firmware_profiles.binary_template import BinaryFrame
+from firmware_profiles.commands import BadFrame
+
+T = TypeVar("T")
+Values = dict[str, int | float]
+Make = Callable[[str, Values, bytes], "T | BadFrame"]
+
+# Longest ASCII line kept while waiting for its line ending; longer means garbage.
+MAX_LINE: Final = 256
+
+
+class AsciiEngine(Generic[T]):
+    """Split a byte stream into lines and match each against the ASCII frames."""
+
+    def __init__(
+        self,
+        frames: Sequence[tuple[str, AsciiFrame]],
+        line_ending: bytes,
+        make: Callable[[str, Values, bytes], T | BadFrame],
+    ) -> None:
+        self._frames = tuple(frames)
+        self._ending = line_ending
+        self._make = make
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[T | BadFrame]:
+        """Consume bytes; return every complete frame (or bad frame) they finish, in order."""
+        buf = self._buf
+        buf += data
+        ending = self._ending
+        out: list[T | BadFrame] = []
+        pos = 0
+        while True:
+            i = buf.find(ending, pos)
+            if i < 0:
+                break
+            line = bytes(buf[pos:i])
+            pos = i + len(ending)
+            if line:  # a bare line ending is harmless noise; real firmware skips it
+                out.append(self._line(line))
+        if len(buf) - pos > MAX_LINE:
+            out.append(BadFrame(bytes(buf[pos:]), "line too long"))
+            pos = len(buf)
+        del buf[:pos]
+        return out
+
+    def _line(self, raw: bytes) -> T | BadFrame:
+        text = raw.decode("latin-1")
+        for name, frame in self._frames:
+            try:
+                values = frame.decode(text)
+            except BadChecksum:
+                return BadFrame(raw + self._ending, "bad checksum")
+            except ValueError as exc:
+                return BadFrame(raw + self._ending, str(exc))
+            if values is not None:
+                return self._make(name, values, raw)
+        return BadFrame(raw + self._ending, "unknown frame")
+
+
+class _Wait:
+    """Marker: a frame may start here but more bytes are needed."""
+
+
+_WAIT: Final = _Wait()
+_Found = tuple[str, BinaryFrame, bytes, bool]
+
+
+def _dispatch(
+    frames: Sequence[tuple[str, BinaryFrame]],
+) -> tuple[int, dict[int, tuple[tuple[str, BinaryFrame], ...]]] | None:
+    """Pick the byte offset where every frame has a constant and those bytes differ most."""
+    best: tuple[int, int] | None = None
+    shortest = min(f.length for _, f in frames)
+    for offset in range(shortest):
+        values = [dict(f.consts).get(offset) for _, f in frames]
+        if None in values:
+            continue
+        distinct = len(set(values))
+        if best is None or distinct > best[0]:
+            best = (distinct, offset)
+    if best is None or best[0] < 2:
+        return None
+    offset = best[1]
+    table: dict[int, list[tuple[str, BinaryFrame]]] = {}
+    for name, frame in frames:
+        table.setdefault(dict(frame.consts)[offset], []).append((name, frame))
+    return offset, {k: tuple(v) for k, v in table.items()}
+
+
+class BinaryEngine(Generic[T]):
+    """Find fixed-length binary frames in a byte stream by their constants and checksum."""
+
+    def __init__(
+        self,
+        frames: Sequence[tuple[str, BinaryFrame]],
+        make: Callable[[str, Values, bytes], T | BadFrame],
+    ) -> None:
+        self._frames = tuple(frames)
+        self._make = make
+        self._buf = bytearray()
+        dispatch = _dispatch(self._frames) if self._frames else None
+        self._offset = dispatch[0] if dispatch else -1
+        self._table = dispatch[1] if dispatch else {}
+
+    def feed(self, data: bytes) -> list[T | BadFrame]:
+        """Consume bytes; return every complete frame (or bad frame) they finish, in order."""
+        buf = self._buf
+        buf += data
+        n = len(buf)
+        out: list[T | BadFrame] = []
+        pos = 0
+        junk = -1
+        while pos < n:
+            found = self._match(buf, pos, n - pos)
+            if found is _WAIT:
+                break
+            if found is None:
+                if junk < 0:
+                    junk = pos
+                pos += 1
+                continue
+            if junk >= 0:
+                out.append(BadFrame(bytes(buf[junk:pos]), "garbage"))
+                junk = -1
+            assert isinstance(found, tuple)
+            name, frame, raw, good = found
+            if good:
+                try:
+                    values = frame.decode(raw)
+                except ValueError as exc:
+                    out.append(BadFrame(raw, str(exc)))
+                else:
+                    out.append(self._make(name, values, raw))
+                pos += frame.length
+                continue
+            # A truncated frame followed by a good one: restart where the next one may begin.
+            step = frame.length
+            for p in range(pos + 1, pos + frame.length):
+                if self._match(buf, p, n - p) is not None:
+                    step = p - pos
+                    break
+            out.append(BadFrame(bytes(buf[pos : pos + step]), "bad checksum"))
+            pos += step
+        if junk >= 0:
+            out.append(BadFrame(bytes(buf[junk:pos]), "garbage"))
+        del buf[:pos]
+        return out
+
+    def _match(self, buf: bytearray, pos: int, avail: int) -> _Found | _Wait | None:
+        offset = self._offset
+        if offset >= 0 and avail > offset:
+            candidates = self._table.get(buf[pos + offset], ())
+        else:
+            candidates = self._frames
+        wait = False
+        bad: _Found | None = None
+        for name, frame in candidates:
+            length = frame.length
+            if avail >= length:
+                if frame.consts_match(buf, pos, length):
+                    raw = bytes(buf[pos : pos + length])
+                    if frame.checksum_ok(raw):
+                        return (name, frame, raw, True)
+                    bad = bad or (name, frame, raw, False)
+            elif frame.consts_match(buf, pos, avail):
+                wait = True
+        if wait:
+            return _WAIT
+        return bad
