@@ -129,7 +129,14 @@ class Step(BaseModel):
     def amplitude(self, t_s: float) -> float:
         """Intensity ceiling 0..1 at `t_s` seconds into the step (linear start -> end)."""
         start, end = self.intensity
-        total = self.total_s
-        frac = min(max(t_s / total, 0.0), 1.0)
+        if start == end:
+            return start
+        frac = t_s / (self.duration_s * self.repetitions)
+        if frac <= 0.0:
+            return start
+        if frac >= 1.0:
+            return end
         value = start + (end - start) * frac
-        return min(max(value, min(start, end)), max(start, end))
+        # Rounding can step a hair past the end (0.1 + 0.2 > 0.3); the ceiling must not.
+        low, high = (start, end) if start < end else (end, start)
+        return low if value < low else high if value > high else value

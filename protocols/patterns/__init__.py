@@ -1,7 +1,7 @@
 """Technique patterns: per-zone intensity over time for each step, and for whole programs."""
 
 from protocols.patterns.render import render_step, step_rate_hz
-from protocols.patterns.schedule import ProgramSegment, program_segments
+from protocols.patterns.schedule import ProgramSegment, StepMark, program_segments
 from protocols.patterns.segment import PatternSegment
 from protocols.patterns.shapes import DEFAULT_RATE_HZ, FLOOR
 
@@ -10,6 +10,7 @@ __all__ = [
     "FLOOR",
     "PatternSegment",
     "ProgramSegment",
+    "StepMark",
     "program_segments",
     "render_step",
     "step_rate_hz",

@@ -22,26 +22,30 @@ def render_step(step: Step) -> list[PatternSegment]:
 
     The pattern restarts at every repetition; values are shape fractions times the step's
     amplitude at each segment end, so linearity keeps them under the (linear) amplitude.
+    Times are seconds from the step start; treat the dicts as read-only.
     """
     lay = layout(step)
     pieces = SHAPES[step.technique](lay, step.duration_s, step_rate_hz(step),
                                     step.direction != "none")
     zones = lay.zones
     duration = step.duration_s
+    amplitude = step.amplitude
     last = len(pieces) - 1
     out: list[PatternSegment] = []
+    append = out.append
     for rep in range(step.repetitions):
         offset = duration * rep
+        a1 = amplitude(offset)
         for k, (p0, p1, f0, f1) in enumerate(pieces):
             t0 = offset + p0
             # Same expression as Step.total_s, so the last segment ends exactly there.
             t1 = duration * (rep + 1) if k == last else offset + p1
-            a0 = step.amplitude(t0)
-            a1 = step.amplitude(t1)
-            out.append(PatternSegment(
-                t0_s=t0,
-                t1_s=t1,
-                start={z: f * a0 for z, f in zip(zones, f0, strict=True)},
-                end={z: f * a1 for z, f in zip(zones, f1, strict=True)},
+            a0 = a1
+            a1 = amplitude(t1)
+            append(PatternSegment(
+                t0,
+                t1,
+                {z: f * a0 for z, f in zip(zones, f0)},  # noqa: B905 (same length by construction)
+                {z: f * a1 for z, f in zip(zones, f1)},  # noqa: B905
             ))
     return out
