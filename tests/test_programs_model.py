@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import re
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -114,3 +116,14 @@ def test_program_segments_cover_a_whole_program_with_markers() -> None:
             for r in range(step.repetitions):
                 first = next(x for x in mine if x.repetition == r)
                 assert first.t0_s == pytest.approx(mine[0].t0_s + r * step.duration_s)
+
+
+def test_the_documented_example_loads(tmp_path: Path) -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "programs.md").read_text(encoding="utf-8")
+    block = re.search(r"```toml\n(.*?)```", doc, re.S)
+    assert block is not None
+    path = tmp_path / "example.toml"
+    path.write_text(block.group(1), encoding="utf-8")
+    program = load_program(path)
+    assert program.duration_s == 7 * 60 + 18  # the total the page states
+    assert len(program.notes()) == 1
