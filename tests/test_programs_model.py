@@ -127,3 +127,9 @@ def test_the_documented_example_loads(tmp_path: Path) -> None:
     program = load_program(path)
     assert program.duration_s == 7 * 60 + 18  # the total the page states
     assert len(program.notes()) == 1
+
+
+def test_programs_round_trip_through_json() -> None:
+    for name in ("lumbar-classic", "radiculitis-gentle"):
+        program = load_program(name)
+        assert Program.model_validate_json(program.model_dump_json()) == program
