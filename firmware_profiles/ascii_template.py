@@ -40,6 +40,7 @@ class AsciiFrame:
     checksum_start: int
     checksum_format: str
     mask_base: int | None  # bit_base of a mask field, None if the frame has none
+    first: str  # the template's first character if it is literal, else ""
 
     def encode(self, values: Mapping[str, Any]) -> bytes:
         """Return the frame bytes for a flat values dict."""
@@ -188,4 +189,5 @@ def compile_ascii(
         checksum_start=checksum.start if checksum else 0,
         checksum_format=cs_fmt,
         mask_base=mask_base,
+        first=parsed[0][0][:1] if parsed and parsed[0][0] else "",
     )

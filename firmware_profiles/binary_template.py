@@ -44,13 +44,21 @@ class BinaryFrame:
     checksum_order: str
     mask_base: int | None
 
+    runs: tuple[tuple[int, bytes], ...]  # (offset, bytes) of every run of constant bytes
+
     def encode(self, values: Mapping[str, Any]) -> bytes:
         """Return the frame bytes for a flat values dict."""
         buf = bytearray(self.template)
         try:
             for slot in self.slots:
-                raw = slot.field.to_raw(values[slot.field.key])
-                assert isinstance(raw, int)
+                f = slot.field
+                value = values[f.key]
+                if f.fast and type(value) is int:
+                    raw = value + f.offset
+                    if raw < f.lo or raw > f.hi:
+                        f.to_raw(value)  # raises, naming the field and the range
+                else:
+                    raw = f.to_raw(value)  # type: ignore[assignment]
                 if slot.size == 1:
                     buf[slot.offset] = raw
                 else:
@@ -59,11 +67,9 @@ class BinaryFrame:
                     )
         except KeyError as exc:
             raise ProfileError(f"{self.name} needs a value for '{exc.args[0]}'.") from None
-        except ValueError as exc:  # bytearray item >= 256 when capacity is unchecked
-            raise ProfileError(f"{self.name}: {exc}.") from exc
         if self.checksum is not None:
             end = self.checksum_offset
-            value = self.checksum(bytes(buf[self.checksum_start : end]))
+            value = self.checksum(buf[self.checksum_start : end])
             buf[end : end + self.checksum_size] = value.to_bytes(
                 self.checksum_size, self.checksum_order  # type: ignore[arg-type]
             )
@@ -71,6 +77,12 @@ class BinaryFrame:
 
     def consts_match(self, buf: bytes | bytearray, pos: int, avail: int) -> bool:
         """Return whether every constant byte within the `avail` bytes at pos matches."""
+        if avail >= self.length:
+            for offset, run in self.runs:
+                start = pos + offset
+                if buf[start : start + len(run)] != run:
+                    return False
+            return True
         for offset, byte in self.consts:
             if offset >= avail:
                 return True
@@ -94,8 +106,19 @@ class BinaryFrame:
                 raw = frame[slot.offset]
             else:
                 raw = int.from_bytes(frame[slot.offset : slot.offset + slot.size], slot.byteorder)  # type: ignore[arg-type]
-            out[slot.field.key] = slot.field.from_raw(raw)
+            f = slot.field
+            out[f.key] = raw - f.offset if f.fast else f.from_raw(raw)
         return out
+
+
+def _runs(consts: list[tuple[int, int]]) -> tuple[tuple[int, bytes], ...]:
+    runs: list[tuple[int, bytearray]] = []
+    for offset, byte in sorted(consts):
+        if runs and runs[-1][0] + len(runs[-1][1]) == offset:
+            runs[-1][1].append(byte)
+        else:
+            runs.append((offset, bytearray([byte])))
+    return tuple((offset, bytes(run)) for offset, run in runs)
 
 
 def compile_binary(
@@ -179,4 +202,5 @@ def compile_binary(
         checksum_start=cs_start,
         checksum_order=cs_order,
         mask_base=mask_base,
+        runs=_runs(consts),
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, cast, get_args
 
 from firmware_profiles.ascii_template import AsciiFrame
 from firmware_profiles.binary_template import BinaryFrame
@@ -252,7 +252,8 @@ class Codec:
         return SetZone(int(zone), int(values["level"]), None if duration is None else duration)
 
     def _make_set_all(self, values: Values, raw: bytes) -> SetAll | BadFrame:
-        levels = tuple(int(values[k]) for k in self._level_keys)
+        # Levels decode as ints (only durations are floats).
+        levels = cast(tuple[int, ...], tuple(map(values.__getitem__, self._level_keys)))
         mask = values.get("mask")
         if mask is not None:
             want = 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from firmware_profiles.commands import ProfileError
 
@@ -25,6 +25,23 @@ class FieldCodec:
     from_map: dict[int | str, int] | None
     capacity: int | None  # highest raw value the field can hold; None: unbounded text
     allowed: Allowed  # values the profile allows (encode side check); None: no check
+    # Derived: plain integer fields (no map, scale 1) take the inlined fast path in the frames:
+    # raw = value + offset, valid when lo <= raw <= hi; anything else goes through to_raw.
+    fast: bool = field(init=False)
+    lo: int = field(init=False)
+    hi: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        fast = self.to_map is None and self.scale == 1 and not self.is_float
+        lo, hi = 0, self.capacity if self.capacity is not None else 1 << 62
+        if isinstance(self.allowed, tuple):
+            lo = max(lo, self.allowed[0] + self.offset)
+            hi = min(hi, self.allowed[1] + self.offset)
+        elif self.allowed is not None:
+            fast = False
+        object.__setattr__(self, "fast", fast)
+        object.__setattr__(self, "lo", lo)
+        object.__setattr__(self, "hi", hi)
 
     def to_raw(self, value: float) -> int | str:
         """Return the raw value of a value; ProfileError if it is not allowed or does not fit."""

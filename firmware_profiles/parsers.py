@@ -26,10 +26,17 @@ class AsciiEngine(Generic[T]):
         line_ending: bytes,
         make: Callable[[str, Values, bytes], T | BadFrame],
     ) -> None:
-        self._frames = tuple(frames)
         self._ending = line_ending
         self._make = make
         self._buf = bytearray()
+        # Try only the frames whose template starts with the line's first character.
+        loose = tuple((n, f) for n, f in frames if not f.first)
+        self._loose = loose
+        self._by_first: dict[str, tuple[tuple[str, AsciiFrame], ...]] = {}
+        for name, frame in frames:
+            if frame.first:
+                self._by_first[frame.first] = (*self._by_first.get(frame.first, ()), (name, frame))
+        self._by_first = {k: v + loose for k, v in self._by_first.items()}
 
     def feed(self, data: bytes) -> list[T | BadFrame]:
         """Consume bytes; return every complete frame (or bad frame) they finish, in order."""
@@ -54,7 +61,7 @@ class AsciiEngine(Generic[T]):
 
     def _line(self, raw: bytes) -> T | BadFrame:
         text = raw.decode("latin-1")
-        for name, frame in self._frames:
+        for name, frame in self._by_first.get(text[:1], self._loose):
             try:
                 values = frame.decode(text)
             except BadChecksum:
