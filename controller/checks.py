@@ -52,7 +52,7 @@ def check_profile(file: str) -> list[str]:
 
     profile = load_profile(file)
     codec = Codec(profile)
-    lines = [f"{profile.name}: {profile.title} ({profile.control}, {len(profile.zones)} zones)"]
+    lines = [f"{profile.name}: {profile.info.title} ({profile.control}, {len(profile.zones)} zones)"]
     for name, command in _samples(profile):
         frame = codec.encode(command)
         parsed = codec.command_parser().feed(frame)

@@ -91,7 +91,7 @@ def profiles() -> None:
     table = Table("name", "control", "zones", "title", box=None)
     for name in sorted(builtin_profiles()):
         prof = load_profile(name)
-        table.add_row(name, prof.control, str(len(prof.zones)), prof.title)
+        table.add_row(name, prof.control, str(len(prof.zones)), prof.info.title)
     out.print(table)
 
 

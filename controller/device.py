@@ -94,7 +94,7 @@ class Device:
         self._bad_frames = 0
         self._status: dict[str, int] | None = None
         self._status_event = asyncio.Event()
-        self._acks = bool(profile.limits.ack_each)
+        self._acks = bool(profile.limits.ack_every_command)
         self._opened = False
 
     # -- lifecycle -------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from protocols.zones import ANATOMICAL_ZONES
 
 if TYPE_CHECKING:
     from firmware_profiles import Profile
-    from protocols.model import Program, Step
+    from protocols import Program, Step
 
 # Finer than any pattern needs (rubbing alternates every 0.3 s) and coarse enough that a
 # 40-minute plan stays a few tens of thousands of samples.

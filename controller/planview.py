@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from controller.limits import SafetyLimits
     from controller.timeline import Timeline
     from firmware_profiles import Profile
-    from protocols.model import Program
+    from protocols import Program
 
 
 def _mmss(t: float) -> str:
@@ -56,7 +56,7 @@ def plan_json(program: Program, profile: Profile, limits: SafetyLimits,
 def print_plan(console: Console, program: Program, profile: Profile, limits: SafetyLimits,
                timeline: Timeline) -> None:
     """Print the plan for people."""
-    console.print(f"[bold]{program.title}[/] ({program.name}) on {profile.title} "
+    console.print(f"[bold]{program.title}[/] ({program.name}) on {profile.info.title} "
                   f"({profile.name}): {_mmss(timeline.duration_s)}")
     table = Table("at", "phase", "technique", "x", "length",
                   *(f"{z} peak" for z in timeline.zones), box=None)
@@ -71,7 +71,8 @@ def print_plan(console: Console, program: Program, profile: Profile, limits: Saf
         for c in timeline.clamps:
             seen[(c.zone, c.rule)] = seen.get((c.zone, c.rule), 0) + 1
             if seen[(c.zone, c.rule)] <= 3:
-                console.print(f"  {_mmss(c.t_s)} {c.zone}: {c.rule}, {c.wanted:.0%} -> {c.got:.0%}")
+                console.print(f"  {_mmss(c.t_s)}-{_mmss(c.until_s)} {c.zone}: {c.rule}, "
+                              f"up to {c.wanted:.0%} asked, {c.got:.0%} played")
         hidden = sum(max(0, n - 3) for n in seen.values())
         if hidden:
             console.print(f"  (and {hidden} more of the same kinds)")

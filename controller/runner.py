@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from controller.timeline import Timeline
     from controller.transports.base import Transport
     from firmware_profiles import Profile
-    from protocols.model import Program
+    from protocols import Program
 
 
 def plan(program: Program, profile: Profile, limits: SafetyLimits) -> Timeline:

@@ -12,6 +12,9 @@ if TYPE_CHECKING:
     from firmware_profiles import Profile
 
 _EPS = 1e-9
+# Clamps smaller than half a percent change nothing a person can feel; they are applied but
+# not listed, so `cushion plan` shows what matters.
+_REPORT_MIN = 0.005
 
 
 def zone_caps(profile: Profile, limits: SafetyLimits, *, sparing: bool) -> list[list[tuple[float, str]]]:
@@ -27,8 +30,12 @@ def zone_caps(profile: Profile, limits: SafetyLimits, *, sparing: bool) -> list[
     return caps
 
 
+# Clamps of one rule on one zone less than this far apart are reported as one.
+_CLAMP_MERGE_S = 10.0
+
+
 class _ClampLog:
-    """Merges consecutive clamps of one rule on one zone into a single record."""
+    """Merges nearby clamps of one rule on one zone into a single record."""
 
     def __init__(self, zones: tuple[str, ...]) -> None:
         self.zones = zones
@@ -38,16 +45,13 @@ class _ClampLog:
     def note(self, t: float, zone: int, rule: str, wanted: float, got: float) -> None:
         key = (zone, rule)
         at = self.open.get(key)
-        if at is not None:
+        if at is not None and t - self.records[at].until_s <= _CLAMP_MERGE_S:
             old = self.records[at]
-            self.records[at] = replace(old, wanted=max(old.wanted, wanted), got=min(old.got, got))
+            self.records[at] = replace(old, wanted=max(old.wanted, wanted),
+                                       got=min(old.got, got), until_s=t)
         else:
             self.open[key] = len(self.records)
-            self.records.append(Clamp(t, self.zones[zone], rule, wanted, got))
-
-    def close_unused(self, used: set[tuple[int, str]]) -> None:
-        for key in [k for k in self.open if k not in used]:
-            del self.open[key]
+            self.records.append(Clamp(t, self.zones[zone], rule, wanted, got, t))
 
 
 def apply_envelope(
@@ -78,7 +82,6 @@ def apply_envelope(
         # The sample is held until the next one: the ramp-down cap must hold at that end too.
         t_hold_end = timeline.times[i + 1] if i + 1 < len(timeline.times) else end
         remaining = end - t_hold_end
-        used: set[tuple[int, str]] = set()
         levels = []
         for z, wanted in enumerate(sp.levels):
             value = wanted
@@ -91,11 +94,10 @@ def apply_envelope(
             rules.append((allowed, "ramp rule"))
             for cap, rule in rules:
                 if value > cap + _EPS:
-                    log.note(t, z, rule, wanted, cap)
-                    used.add((z, rule))
+                    if value - cap > _REPORT_MIN:
+                        log.note(t, z, rule, wanted, cap)
                     value = cap
             levels.append(max(0.0, value))
-        log.close_unused(used)
         ceiling = max(ceiling, *levels) if levels else ceiling
         heat = sp.heat
         if heat is not None and heat_levels:

@@ -42,6 +42,7 @@ class Clamp:
     rule: str
     wanted: float
     got: float
+    until_s: float = 0.0
 
 
 @dataclass(slots=True)
