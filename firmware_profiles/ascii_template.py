@@ -36,7 +36,7 @@ class AsciiFrame:
     fields: tuple[FieldCodec, ...]
     bases: tuple[int, ...]  # 10 or 16 per field; 0 for a mapped text token
     regex: re.Pattern[str]  # matches the frame without its line ending
-    checksum: Callable[[bytes], int] | None
+    checksum: Callable[[bytes | bytearray], int] | None
     checksum_start: int
     checksum_format: str
     mask_base: int | None  # bit_base of a mask field, None if the frame has none
@@ -104,7 +104,7 @@ def compile_ascii(
     regex: list[str] = []
     fields: list[FieldCodec] = []
     bases: list[int] = []
-    cs_fn: Callable[[bytes], int] | None = None
+    cs_fn: Callable[[bytes | bytearray], int] | None = None
     cs_fmt = ""
     mask_base: int | None = None
     used: set[str] = set()

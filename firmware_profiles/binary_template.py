@@ -37,7 +37,7 @@ class BinaryFrame:
     template: bytes  # constants (and the length field) in place, zeros elsewhere
     consts: tuple[tuple[int, int], ...]  # (offset, byte) of every constant byte
     slots: tuple[Slot, ...]
-    checksum: Callable[[bytes], int] | None
+    checksum: Callable[[bytes | bytearray], int] | None
     checksum_offset: int
     checksum_size: int
     checksum_start: int

@@ -13,22 +13,22 @@ ChecksumName = Literal[
 CHECKSUM_NAMES: Final[tuple[str, ...]] = get_args(ChecksumName)
 
 
-def sum8(data: bytes) -> int:
+def sum8(data: bytes | bytearray) -> int:
     """Return the sum of all bytes modulo 256."""
     return sum(data) & 0xFF
 
 
-def sum8_twos(data: bytes) -> int:
+def sum8_twos(data: bytes | bytearray) -> int:
     """Return the two's complement of the 8-bit sum (frame plus checksum sums to 0)."""
     return -sum(data) & 0xFF
 
 
-def sum8_inverted(data: bytes) -> int:
+def sum8_inverted(data: bytes | bytearray) -> int:
     """Return the ones' complement (bitwise inverse) of the 8-bit sum."""
     return ~sum(data) & 0xFF
 
 
-def xor8(data: bytes) -> int:
+def xor8(data: bytes | bytearray) -> int:
     """Return the xor of all bytes."""
     acc = 0
     for byte in data:
@@ -71,7 +71,7 @@ _MODBUS: Final = _crc16_reflected_table(0xA001)  # 0x8005 reflected
 _CCITT: Final = _crc16_msb_table(0x1021)
 
 
-def crc8(data: bytes) -> int:
+def crc8(data: bytes | bytearray) -> int:
     """Return CRC-8 (poly 0x07, init 0x00, no reflection, no final xor; "CRC-8/SMBUS")."""
     crc = 0
     table = _CRC8
@@ -80,7 +80,7 @@ def crc8(data: bytes) -> int:
     return crc
 
 
-def crc16_modbus(data: bytes) -> int:
+def crc16_modbus(data: bytes | bytearray) -> int:
     """Return CRC-16/MODBUS (poly 0x8005 reflected, init 0xFFFF); sent low byte first."""
     crc = 0xFFFF
     table = _MODBUS
@@ -89,7 +89,7 @@ def crc16_modbus(data: bytes) -> int:
     return crc
 
 
-def crc16_ccitt_false(data: bytes) -> int:
+def crc16_ccitt_false(data: bytes | bytearray) -> int:
     """Return CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no final xor)."""
     crc = 0xFFFF
     table = _CCITT
@@ -98,7 +98,7 @@ def crc16_ccitt_false(data: bytes) -> int:
     return crc
 
 
-CHECKSUMS: Final[dict[str, Callable[[bytes], int]]] = {
+CHECKSUMS: Final[dict[str, Callable[[bytes | bytearray], int]]] = {
     "sum8": sum8,
     "sum8-twos": sum8_twos,
     "sum8-inverted": sum8_inverted,

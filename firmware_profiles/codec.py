@@ -133,6 +133,11 @@ class Codec:
         frame = self._commands.get(frame_name)
         return frame is not None and any(f.key == "duration" for f in _fields(frame))
 
+    def reply_fields(self, kind: str) -> tuple[str, ...]:
+        """Return the field names a reply carries (per-zone ones as level0, level1, ...)."""
+        frame = self._replies.get(kind)
+        return () if frame is None else tuple(f.key for f in _fields(frame))
+
     def reply_parser(self) -> ReplyParser:
         """Return a fresh incremental parser of the device's replies."""
         make = self._make_reply
@@ -253,7 +258,7 @@ class Codec:
 
     def _make_set_all(self, values: Values, raw: bytes) -> SetAll | BadFrame:
         # Levels decode as ints (only durations are floats).
-        levels = cast(tuple[int, ...], tuple(map(values.__getitem__, self._level_keys)))
+        levels = cast("tuple[int, ...]", tuple(map(values.__getitem__, self._level_keys)))
         mask = values.get("mask")
         if mask is not None:
             want = 0
