@@ -53,8 +53,14 @@ class FrequencyPoint(FrozenModel):
     hz: float = Field(gt=0, description="Vibration frequency it produces, Hz.")
 
 
+def _table_form_needs_no_hz_range(schema: dict[str, Any]) -> None:
+    schema["required"] = [k for k in schema.get("required", []) if k not in ("min_hz", "max_hz")]
+
+
 class Frequency(FrozenModel):
     """Vibration frequency: a linear raw range mapped to Hz, or a table raw -> Hz."""
+
+    model_config = ConfigDict(json_schema_extra=_table_form_needs_no_hz_range)
 
     min_hz: float = Field(gt=0, description="Lowest frequency, Hz (filled in from a table).")
     max_hz: float = Field(gt=0, description="Highest frequency, Hz (filled in from a table).")
