@@ -44,8 +44,14 @@ class AsciiFrame:
 
     def encode(self, values: Mapping[str, Any]) -> bytes:
         """Return the frame bytes for a flat values dict."""
+        raws: list[int | str] = []
         try:
-            raws = [f.to_raw(values[f.key]) for f in self.fields]
+            for f in self.fields:
+                value = values[f.key]
+                if f.fast and type(value) is int and f.lo <= value + f.offset <= f.hi:
+                    raws.append(value + f.offset)
+                else:
+                    raws.append(f.to_raw(value))
         except KeyError as exc:
             raise ProfileError(f"{self.name} needs a value for '{exc.args[0]}'.") from None
         head = self.head.format(*raws).encode("ascii")
@@ -70,7 +76,10 @@ class AsciiFrame:
                 raise BadChecksum("bad checksum")
         out: dict[str, int | float] = {}
         for f, base, text in zip(self.fields, self.bases, groups, strict=False):
-            out[f.key] = f.from_raw(int(text, base) if base else text)
+            if f.fast:
+                out[f.key] = int(text, base) - f.offset
+            else:
+                out[f.key] = f.from_raw(int(text, base) if base else text)
         return out
 
 

@@ -40,23 +40,21 @@ class AsciiEngine(Generic[T]):
 
     def feed(self, data: bytes) -> list[T | BadFrame]:
         """Consume bytes; return every complete frame (or bad frame) they finish, in order."""
-        buf = self._buf
-        buf += data
         ending = self._ending
-        out: list[T | BadFrame] = []
-        pos = 0
-        while True:
-            i = buf.find(ending, pos)
-            if i < 0:
-                break
-            line = bytes(buf[pos:i])
-            pos = i + len(ending)
-            if line:  # a bare line ending is harmless noise; real firmware skips it
-                out.append(self._line(line))
-        if len(buf) - pos > MAX_LINE:
-            out.append(BadFrame(bytes(buf[pos:]), "line too long"))
-            pos = len(buf)
-        del buf[:pos]
+        if type(data) is not bytes:
+            data = bytes(data)
+        if self._buf:
+            data = bytes(self._buf) + data
+            self._buf.clear()
+        lines = data.split(ending)
+        rest = lines.pop()  # text after the last line ending: an unfinished line
+        line = self._line
+        # A bare line ending is harmless noise; real firmware skips it.
+        out = [line(raw) for raw in lines if raw]
+        if len(rest) > MAX_LINE:
+            out.append(BadFrame(rest, "line too long"))
+        elif rest:
+            self._buf += rest
         return out
 
     def _line(self, raw: bytes) -> T | BadFrame:
@@ -120,14 +118,18 @@ class BinaryEngine(Generic[T]):
 
     def feed(self, data: bytes) -> list[T | BadFrame]:
         """Consume bytes; return every complete frame (or bad frame) they finish, in order."""
-        buf = self._buf
-        buf += data
-        n = len(buf)
+        if type(data) is not bytes:
+            data = bytes(data)
+        if self._buf:
+            data = bytes(self._buf) + data
+            self._buf.clear()
+        n = len(data)
         out: list[T | BadFrame] = []
         pos = 0
         junk = -1
+        match = self._match
         while pos < n:
-            found = self._match(buf, pos, n - pos)
+            found = match(data, pos, n - pos)
             if found is _WAIT:
                 break
             if found is None:
@@ -136,7 +138,7 @@ class BinaryEngine(Generic[T]):
                 pos += 1
                 continue
             if junk >= 0:
-                out.append(BadFrame(bytes(buf[junk:pos]), "garbage"))
+                out.append(BadFrame(data[junk:pos], "garbage"))
                 junk = -1
             assert isinstance(found, tuple)
             name, frame, raw, good = found
@@ -152,17 +154,18 @@ class BinaryEngine(Generic[T]):
             # A truncated frame followed by a good one: restart where the next one may begin.
             step = frame.length
             for p in range(pos + 1, pos + frame.length):
-                if self._match(buf, p, n - p) is not None:
+                if match(data, p, n - p) is not None:
                     step = p - pos
                     break
-            out.append(BadFrame(bytes(buf[pos : pos + step]), "bad checksum"))
+            out.append(BadFrame(data[pos : pos + step], "bad checksum"))
             pos += step
         if junk >= 0:
-            out.append(BadFrame(bytes(buf[junk:pos]), "garbage"))
-        del buf[:pos]
+            out.append(BadFrame(data[junk:pos], "garbage"))
+        if pos < n:
+            self._buf += data[pos:]
         return out
 
-    def _match(self, buf: bytearray, pos: int, avail: int) -> _Found | _Wait | None:
+    def _match(self, buf: bytes, pos: int, avail: int) -> _Found | _Wait | None:
         offset = self._offset
         if offset >= 0 and avail > offset:
             candidates = self._table.get(buf[pos + offset], ())
@@ -174,7 +177,7 @@ class BinaryEngine(Generic[T]):
             length = frame.length
             if avail >= length:
                 if frame.consts_match(buf, pos, length):
-                    raw = bytes(buf[pos : pos + length])
+                    raw = buf[pos : pos + length]
                     if frame.checksum_ok(raw):
                         return (name, frame, raw, True)
                     bad = bad or (name, frame, raw, False)

@@ -174,3 +174,14 @@ def test_a_flipped_bit_never_passes_as_a_command(
     frame[i] ^= 1 << data.draw(st.integers(0, 6))
     out = codec.command_parser().feed(bytes(frame))
     assert all(isinstance(x, BadFrame) for x in out)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_feeding_bytearray_and_memoryview(name: str) -> None:
+    codec = CODECS[name]
+    frame = codec.encode(Stop())
+    parser = codec.command_parser()
+    assert parser.feed(bytearray(frame)) == [Stop()]
+    assert parser.feed(memoryview(frame)) == [Stop()]  # type: ignore[arg-type]
+    noise = parser.feed(bytearray(b"\x01\x02\r\n"))
+    assert noise and all(type(x.data) is bytes for x in noise if isinstance(x, BadFrame))
