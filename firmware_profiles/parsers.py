@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
 from firmware_profiles.ascii_template import AsciiFrame, BadChecksum
 from firmware_profiles.binary_template import BinaryFrame
 from firmware_profiles.commands import BadFrame
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
 T = TypeVar("T")
 Values = dict[str, int | float]
-Make = Callable[[str, Values, bytes], "T | BadFrame"]
 
 # Longest ASCII line kept while waiting for its line ending; longer means garbage.
 MAX_LINE: Final = 256
