@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from firmware_profiles import Codec
-from firmware_profiles.commands import BadFrame
+from firmware_profiles.commands import BadFrame, ProfileError, Reply
 from hil.faults import Faults, garble
 from hil.firmware import CushionState, Firmware, OutOfRange
 from hil.recorder import Recorder
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from firmware_profiles import Profile
-    from firmware_profiles.commands import Reply
+    from hil.spec import FirmwareSpec
 
 
 class SimulatedCushion:
@@ -31,15 +32,15 @@ class SimulatedCushion:
     ) -> None:
         self.profile = profile
         self.name = name or profile.name
-        self.spec = spec_from_profile(profile)
+        self._codec = Codec(profile)
+        self._parser = self._codec.command_parser()
+        self.spec = self._with_status_fields(spec_from_profile(profile))
         self.recorder = Recorder(self.spec.zone_count, self.spec.min_level)
         self.faults = Faults()
         self.firmware = Firmware(
             self.spec, self.recorder, spin_up_s=spin_up_s, out_of_range=out_of_range
         )
         self.on_transmit: Callable[[bytes], None] | None = None  # set by the link
-        self._codec = Codec(profile)
-        self._parser = self._codec.command_parser()
 
     def __repr__(self) -> str:
         return f"SimulatedCushion({self.name!r})"
@@ -67,6 +68,19 @@ class SimulatedCushion:
         """Power-cycle the device: outputs off, timers and half-received bytes forgotten."""
         self.firmware.reboot()
         self._parser = self._codec.command_parser()
+
+    def _with_status_fields(self, spec: FirmwareSpec) -> FirmwareSpec:
+        """Learn which fields the profile's status frame carries by round-tripping one."""
+        if not self.profile.supports("status"):
+            return spec
+        probe = Firmware(spec, Recorder(spec.zone_count, spec.min_level)).status_fields(0.0)
+        decoded = self._codec.reply_parser().feed(self._codec.encode_reply(Reply("status", probe)))
+        if len(decoded) != 1 or not isinstance(decoded[0], Reply):
+            raise ProfileError(
+                f"profile '{self.profile.name}': the simulator cannot round-trip a status reply.",
+                key="replies.status",
+            )
+        return replace(spec, status_fields=tuple(decoded[0].fields))
 
     def _reply(self, reply: Reply) -> None:
         self.recorder.add(self.firmware.now(), "reply", reply)

@@ -15,6 +15,7 @@ Documented choices where real firmwares differ:
 - Stepping: ``intensity_up`` from 0 and ``power`` from off start at level 1; ``power`` when
   on turns everything off; ``heat_toggle`` cycles 0, 1, .., heat levels, 0.
 - Every valid frame feeds the watchdog, including refused ones; bad frames do not.
+- A nak carries ``code``: 1 bad frame, 2 value out of range, 3 unsupported, 4 too fast.
 """
 
 from __future__ import annotations
@@ -54,8 +55,18 @@ _EPS = 1e-6
 _RATE_SLACK = 0.9
 
 
+NAK_BAD_FRAME = 1
+NAK_OUT_OF_RANGE = 2
+NAK_UNSUPPORTED = 3
+NAK_TOO_FAST = 4
+
+
 class _Refused(Exception):
-    """Internal: the current command is refused for ``reason``."""
+    """Internal: the current command is refused (nak ``code``) for a reason."""
+
+    def __init__(self, reason: str, code: int = NAK_OUT_OF_RANGE) -> None:
+        super().__init__(reason)
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +111,7 @@ class Firmware:
         self._motors = [Motor(self._rate, start=off, target=off) for _ in range(n)]
         self._heater = Heater(self.spec.heat_levels)
         self._heat = 0
-        self._frequency: int | None = None
+        self._frequency: int | None = self.spec.frequency_default
         self._mode: int | None = self.spec.modes[0] if self.spec.modes else None
         self._step_level = self.spec.min_level
         self._powered = False
@@ -148,7 +159,7 @@ class Firmware:
             action = self._validate(cmd)
         except _Refused as refused:
             self.recorder.add(now, "refused", (cmd, str(refused)))
-            return Reply("nak") if self.spec.naks else None
+            return Reply("nak", {"code": refused.code}) if self.spec.naks else None
         self._last_accept[_target(cmd)] = now
         if not self.ignore_commands:
             action(now)
@@ -156,7 +167,7 @@ class Firmware:
 
     def bad_frame(self) -> Reply | None:
         """Return the reply a real device sends for an undecodable frame (nak or nothing)."""
-        return Reply("nak") if self.spec.naks else None
+        return Reply("nak", {"code": NAK_BAD_FRAME}) if self.spec.naks else None
 
     def _ack(self) -> Reply | None:
         return Reply("ack") if self.spec.acks else None
@@ -166,19 +177,20 @@ class Firmware:
             return
         last = self._last_accept.get(_target(cmd))
         if last is not None and now - last < self._min_interval * _RATE_SLACK:
-            raise _Refused(f"faster than max_update_hz ({now - last:.4f} s after the last)")
+            gap = now - last
+            raise _Refused(f"faster than max_update_hz ({gap:.4f} s after the last)", NAK_TOO_FAST)
 
     def _validate(self, cmd: Command) -> Callable[[float], None]:
         """Check ``cmd`` against the firmware's limits; return how to apply it."""
         spec = self.spec
         if isinstance(cmd, Press):
             if spec.control != "stepping":
-                raise _Refused("button presses need a stepping profile")
+                raise _Refused("button presses need a stepping profile", NAK_UNSUPPORTED)
             return lambda now: self._press(now, cmd)
         if isinstance(cmd, SetHeat):
-            level = self._ranged("heat level", cmd.level, 0, spec.heat_levels)
             if spec.heat_levels == 0:
-                raise _Refused("no heater")
+                raise _Refused("no heater", NAK_UNSUPPORTED)
+            level = self._ranged("heat level", cmd.level, 0, spec.heat_levels)
             return lambda now: self._set_heat(now, level)
         if isinstance(cmd, SetMode):
             if cmd.mode not in spec.modes:
@@ -186,7 +198,7 @@ class Firmware:
             return lambda now: self._set_mode(now, cmd.mode)
         if isinstance(cmd, SetFrequency):
             if spec.frequency_range is None:
-                raise _Refused("no frequency control")
+                raise _Refused("no frequency control", NAK_UNSUPPORTED)
             value = self._ranged("frequency", cmd.value, *spec.frequency_range)
             table = spec.frequency_table
             if table is not None and value not in table:
@@ -195,7 +207,7 @@ class Firmware:
                 value = min(table, key=lambda raw: abs(raw - value))
             return lambda now: self._set_frequency(now, value)
         if spec.control != "absolute":
-            raise _Refused("absolute levels need an absolute profile")
+            raise _Refused("absolute levels need an absolute profile", NAK_UNSUPPORTED)
         if isinstance(cmd, SetZone):
             if not 0 <= cmd.zone < spec.zone_count:
                 raise _Refused(f"no zone {cmd.zone}")
@@ -209,7 +221,7 @@ class Firmware:
             levels = {z: self._ranged("level", lv, lo, hi) for z, lv in enumerate(cmd.levels)}
             lease = self._lease_for(cmd.duration_s)
             return lambda now: self._set_zones(now, levels, lease)
-        raise _Refused(f"unsupported command {cmd!r}")
+        raise _Refused(f"unsupported command {cmd!r}", NAK_UNSUPPORTED)
 
     def _ranged(self, what: str, value: int, low: int, high: int) -> int:
         if low <= value <= high:
@@ -405,7 +417,7 @@ class Firmware:
         if state.frequency_raw is not None:
             fields["frequency"] = state.frequency_raw
         for zone, level in enumerate(state.commanded):
-            fields[f"zone{zone}"] = level
+            fields[f"level{zone}"] = level  # per-zone status fields, codec naming
         wanted = self.spec.status_fields
         if wanted is None:
             return fields

@@ -18,7 +18,7 @@ from firmware_profiles.commands import (
     SetZone,
     Stop,
 )
-from hil.firmware import Firmware
+from hil.firmware import NAK_OUT_OF_RANGE, NAK_TOO_FAST, Firmware
 from hil.recorder import Recorder
 from hil.spec import FirmwareSpec
 from hil.vtime import run_virtual
@@ -46,6 +46,9 @@ STEPPING = FirmwareSpec(
     max_update_hz=5.0,
     auto_off_s=600.0,
 )
+
+
+NAK = Reply("nak", {"code": NAK_OUT_OF_RANGE})
 
 
 def make(spec: FirmwareSpec, **kw: object) -> Firmware:
@@ -114,7 +117,7 @@ def test_lease_expires_unless_renewed() -> None:
 def test_lease_longer_than_profile_allows_is_refused_or_clamped() -> None:
     async def main() -> None:
         strict = make(ABSOLUTE)
-        assert strict.handle(SetZone(0, 3, duration_s=60.0)) == Reply("nak")
+        assert strict.handle(SetZone(0, 3, duration_s=60.0)) == NAK
         assert strict.state().commanded[0] == 0
         lenient = make(ABSOLUTE, out_of_range="clamp")
         assert lenient.handle(SetZone(0, 3, duration_s=60.0)) == Reply("ack")
@@ -156,7 +159,8 @@ def test_out_of_range_is_refused_with_nak_and_changes_nothing() -> None:
         ]
         for i, cmd in enumerate(bad):
             await at(i * 0.1)
-            assert fw.handle(cmd) == Reply("nak"), cmd
+            reply = fw.handle(cmd)
+            assert reply is not None and reply.kind == "nak", cmd
         assert fw.recorder.count("refused") == len(bad)
         assert fw.state().commanded == (0, 0, 0, 0) and fw.state().heat == 0
         assert fw.recorder.of("level") == []
@@ -180,7 +184,7 @@ def test_frames_faster_than_max_update_hz_are_refused_per_target() -> None:
         assert fw.handle(SetZone(0, 1)) == Reply("ack")
         assert fw.handle(SetZone(1, 1)) == Reply("ack")  # another zone: own bucket
         await at(0.02)
-        assert fw.handle(SetZone(0, 2)) == Reply("nak")
+        assert fw.handle(SetZone(0, 2)) == Reply("nak", {"code": NAK_TOO_FAST})
         assert fw.handle(Stop()) == Reply("ack")  # stop is never rate limited
         await at(0.047)
         assert fw.handle(SetZone(0, 3)) == Reply("ack")
