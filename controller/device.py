@@ -169,14 +169,22 @@ class Device:
 
     async def _writer_loop(self) -> None:
         loop = asyncio.get_running_loop()
+        lease = self.profile.limits.lease_s
         while True:
-            if self._binding and not self._halted:
+            timeout: float | None = None
+            if not self._halted:
+                if self._binding:
+                    timeout = self._min_interval  # keep climbing under the run-time ceiling
+                if lease and self._sent is not None and any(self._sent.levels):
+                    renew_in = max(0.0, self._lease_t + lease / 2 - loop.time())
+                    timeout = renew_in if timeout is None else min(timeout, renew_in)
+            if timeout is None:
+                await self._dirty.wait()
+            else:
                 try:
-                    await asyncio.wait_for(self._dirty.wait(), self._min_interval)
+                    await asyncio.wait_for(self._dirty.wait(), timeout)
                 except TimeoutError:
                     pass
-            else:
-                await self._dirty.wait()
             self._dirty.clear()
             earliest = self._last_update_t + self._min_interval
             if loop.time() < earliest:
@@ -184,13 +192,16 @@ class Device:
             if self._halted:
                 continue
             target = self._clamp(self._desired, loop.time())
-            if target == self._sent:
-                continue
-            self._last_update_t = loop.time()
-            if self.profile.control == "stepping":
-                await self._apply_stepping(target)
-            else:
-                await self._apply_absolute(target)
+            if target != self._sent:
+                self._last_update_t = loop.time()
+                if self.profile.control == "stepping":
+                    await self._apply_stepping(target)
+                else:
+                    await self._apply_absolute(target)
+            elif lease and any(target.levels) and loop.time() + _EPS >= self._lease_t + lease / 2:
+                # _EPS: a timer due "now" may fire a float rounding early; renew rather than spin.
+                self._last_update_t = loop.time()
+                await self._renew_lease()
 
     async def _reader_loop(self) -> None:
         parser = self.codec.reply_parser()
@@ -219,12 +230,6 @@ class Device:
                     await self._send(Keepalive() if self.profile.supports("keepalive") else Query())
                     due = now + limits.keepalive_s
                 deadlines.append(due)
-            if limits.lease_s and self._sent and any(self._sent.levels) and not self._halted:
-                due = self._lease_t + limits.lease_s / 2
-                if now >= due:
-                    await self._renew_lease()
-                    due = now + limits.lease_s / 2
-                deadlines.append(due)
             await sleep_until(min(deadlines))
 
     # -- the run-time envelope ---------------------------------------------------------------
@@ -247,9 +252,11 @@ class Device:
                 self.emit(ClampApplied(self._t(), self.profile.zones[z].id, "ramp rule",
                                        wanted, value, layer="device"))
         self._binding = binding
-        # Every output is <= allowed, so the ceiling never climbs faster than the ramp rate.
-        self._ceiling = max(self._ceiling, *out) if out else self._ceiling
-        self._ceiling_t = now
+        # Every output is <= allowed, so the ceiling never climbs faster than the ramp rate;
+        # the allowance counts from the last rise, so evaluating more often loses nothing.
+        top = max(out, default=0.0)
+        if top > self._ceiling:
+            self._ceiling, self._ceiling_t = top, now
         freq = None
         if sp.frequency_hz is not None and self.profile.frequency is not None:
             freq = self.profile.frequency.to_device(sp.frequency_hz)

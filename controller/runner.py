@@ -44,7 +44,7 @@ class RunOptions:
 async def _pty_simulator(profile: Profile) -> AsyncIterator[str]:
     """Run a simulated cushion on a real pseudo-terminal in this loop; yield its port."""
     from hil.cushion import SimulatedCushion
-    from hil.links import PtyLink
+    from hil.ptylink import PtyLink
 
     async with PtyLink(SimulatedCushion(profile)) as link:
         yield link.port

@@ -112,10 +112,9 @@ class Session:
                 result = await self._play()
                 serving.cancel()
         except* DeviceError as group:
-            exc = group.exceptions[0]
-            result = SessionResult("device-error", EXIT_DEVICE, str(exc))
+            result = SessionResult("device-error", EXIT_DEVICE, str(_first(group)))
         except* SafetyStop as group:
-            result = SessionResult("safety", EXIT_SAFETY, str(group.exceptions[0]))
+            result = SessionResult("safety", EXIT_SAFETY, str(_first(group)))
         self.emit(SessionEnded(self._t(), result.outcome, result.exit_code,
                                {"message": result.message, "position_s": round(self._position_s, 3)}))
         return result
@@ -196,3 +195,11 @@ class Session:
             return asyncio.get_running_loop().time() - self.origin
         except RuntimeError:
             return 0.0
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """Return the first leaf exception of a (possibly nested) exception group."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
