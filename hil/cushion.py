@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from firmware_profiles import Codec
 from firmware_profiles.commands import BadFrame, ProfileError, Reply
 from hil.faults import Faults, garble
-from hil.firmware import CushionState, Firmware, OutOfRange
+from hil.firmware import ACK, CushionState, Firmware, OutOfRange
 from hil.recorder import Recorder
 from hil.spec import spec_from_profile
 
@@ -41,6 +41,7 @@ class SimulatedCushion:
             self.spec, self.recorder, spin_up_s=spin_up_s, out_of_range=out_of_range
         )
         self.on_transmit: Callable[[bytes], None] | None = None  # set by the link
+        self._ack_bytes: bytes | None = None
 
     def __repr__(self) -> str:
         return f"SimulatedCushion({self.name!r})"
@@ -86,7 +87,12 @@ class SimulatedCushion:
         self.recorder.add(self.firmware.now(), "reply", reply)
         if self.faults.silent or self.on_transmit is None:
             return
-        data = self._codec.encode_reply(reply)
+        if reply is ACK:
+            if self._ack_bytes is None:
+                self._ack_bytes = self._codec.encode_reply(ACK)
+            data = self._ack_bytes
+        else:
+            data = self._codec.encode_reply(reply)
         if self.faults.garble_replies:
             data = garble(data)
         if self.faults.reply_delay_s > 0:

@@ -61,6 +61,9 @@ NAK_UNSUPPORTED = 3
 NAK_TOO_FAST = 4
 
 
+ACK = Reply("ack")  # shared: fieldless and immutable, sent for nearly every frame
+
+
 class _Refused(Exception):
     """Internal: the current command is refused (nak ``code``) for a reason."""
 
@@ -170,7 +173,7 @@ class Firmware:
         return Reply("nak", {"code": NAK_BAD_FRAME}) if self.spec.naks else None
 
     def _ack(self) -> Reply | None:
-        return Reply("ack") if self.spec.acks else None
+        return ACK if self.spec.acks else None
 
     def _check_rate(self, cmd: Command, now: float) -> None:
         if not self._min_interval:
@@ -213,14 +216,17 @@ class Firmware:
                 raise _Refused(f"no zone {cmd.zone}")
             level = self._ranged("level", cmd.level, spec.min_level, spec.max_level)
             lease = self._lease_for(cmd.duration_s)
-            return lambda now: self._set_zones(now, {cmd.zone: level}, lease)
+            return lambda now: self._set_zones(now, ((cmd.zone, level),), lease)
         if isinstance(cmd, SetAll):
             if len(cmd.levels) != spec.zone_count:
                 raise _Refused(f"{len(cmd.levels)} levels for {spec.zone_count} zones")
             lo, hi = spec.min_level, spec.max_level
-            levels = {z: self._ranged("level", lv, lo, hi) for z, lv in enumerate(cmd.levels)}
+            levels = cmd.levels
+            if min(levels) < lo or max(levels) > hi:
+                levels = tuple(self._ranged("level", lv, lo, hi) for lv in levels)
+            pairs = tuple(enumerate(levels))
             lease = self._lease_for(cmd.duration_s)
-            return lambda now: self._set_zones(now, levels, lease)
+            return lambda now: self._set_zones(now, pairs, lease)
         raise _Refused(f"unsupported command {cmd!r}", NAK_UNSUPPORTED)
 
     def _ranged(self, what: str, value: int, low: int, high: int) -> int:
@@ -244,13 +250,24 @@ class Firmware:
 
     # -- outputs ------------------------------------------------------------------------
 
-    def _set_zones(self, now: float, levels: dict[int, int], lease_s: float | None) -> None:
-        for zone, level in levels.items():
-            self._set_level(now, zone, level)
-            on = level != self.spec.min_level
-            self._lease[zone] = now + lease_s if lease_s is not None and on else None
-        if lease_s is not None:
-            self._arm_lease(now)
+    def _set_zones(
+        self, now: float, levels: tuple[tuple[int, int], ...], lease_s: float | None
+    ) -> None:
+        off = self.spec.min_level
+        current = self._levels
+        for zone, level in levels:
+            if current[zone] != level:
+                self._set_level(now, zone, level)
+        if lease_s is None:
+            for zone, _ in levels:
+                self._lease[zone] = None
+        else:
+            until = now + lease_s
+            for zone, level in levels:
+                self._lease[zone] = until if level != off else None
+            timer = self._lease_timer
+            if timer is None or timer.when() > until + _EPS:
+                self._arm_lease(now)
         self._update_power(now)
 
     def _set_level(self, now: float, zone: int, level: int) -> None:
@@ -313,8 +330,8 @@ class Firmware:
         self._update_power(now)
 
     def _update_power(self, now: float) -> None:
-        off = self.spec.min_level
-        powered = any(level != off for level in self._levels) or self._heat > 0
+        # Levels never go below min_level (validated), so max() tells whether any is on.
+        powered = max(self._levels) != self.spec.min_level or self._heat > 0
         if powered == self._powered:
             return
         self._powered = powered

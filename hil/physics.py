@@ -29,7 +29,14 @@ class Motor:
 
     def command(self, t: float, target: float) -> None:
         """Set a new commanded level at time ``t`` (s); output moves on from where it is."""
-        self.start = self.output(t)
+        start, goal = self.start, self.target
+        if start != goal:  # inlined output(t): this runs for every zone change
+            step = self.rate_per_s * (t - self.t0)
+            if goal > start:
+                start = goal if start + step >= goal else start + step
+            else:
+                start = goal if start - step <= goal else start - step
+        self.start = start
         self.t0 = t
         self.target = target
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -45,13 +45,16 @@ KINDS = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One thing that happened at loop time ``t`` (s)."""
+class Event(NamedTuple):
+    """One thing that happened at loop time ``t`` (s); a plain tuple ``(t, kind, detail)``."""
 
     t: float
     kind: str
     detail: object = None
+
+
+# NamedTuple's generated __new__ is a Python function; recording sits on the per-frame path.
+_new = tuple.__new__
 
 
 @dataclass(slots=True)
@@ -69,17 +72,17 @@ class Recorder:
 
     def add(self, t: float, kind: str, detail: object = None) -> None:
         """Append an event at loop time ``t`` (s); use `add_level`/`add_command` for those."""
-        self.events.append(Event(t, kind, detail))
+        self.events.append(_new(Event, (t, kind, detail)))
 
     def add_level(self, t: float, zone: int, level: int) -> None:
         """Record that ``zone``'s commanded level changed to ``level`` at ``t`` (s)."""
         self._levels[zone].append((t, level))
-        self.events.append(Event(t, "level", (zone, level)))
+        self.events.append(_new(Event, (t, "level", (zone, level))))
 
     def add_command(self, t: float, command: Command) -> None:
         """Record a decoded command received at ``t`` (s)."""
         self._commands.append(command)
-        self.events.append(Event(t, "command", command))
+        self.events.append(_new(Event, (t, "command", command)))
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self.events)
