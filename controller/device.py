@@ -12,6 +12,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from controller.clock import sleep_until
 from controller.errors import DeviceError, DeviceRejected, DeviceTimeout, LinkLost
 from controller.events import AllOff, ClampApplied, Emit, Fault, SetpointSent
@@ -170,21 +172,22 @@ class Device:
     async def _writer_loop(self) -> None:
         loop = asyncio.get_running_loop()
         lease = self.profile.limits.lease_s
+        wake: asyncio.TimerHandle | None = None
         while True:
-            timeout: float | None = None
+            due: float | None = None
             if not self._halted:
                 if self._binding:
-                    timeout = self._min_interval  # keep climbing under the run-time ceiling
+                    due = loop.time() + self._min_interval  # keep climbing under the ceiling
                 if lease and self._sent is not None and any(self._sent.levels):
-                    renew_in = max(0.0, self._lease_t + lease / 2 - loop.time())
-                    timeout = renew_in if timeout is None else min(timeout, renew_in)
-            if timeout is None:
-                await self._dirty.wait()
-            else:
-                try:
-                    await asyncio.wait_for(self._dirty.wait(), timeout)
-                except TimeoutError:
-                    pass
+                    renew = self._lease_t + lease / 2
+                    due = renew if due is None else min(due, renew)
+            if due is not None:
+                # A timer, not wait_for: this loop runs for every update and must stay cheap.
+                wake = loop.call_at(due, self._dirty.set)
+            await self._dirty.wait()
+            if wake is not None:
+                wake.cancel()
+                wake = None
             self._dirty.clear()
             earliest = self._last_update_t + self._min_interval
             if loop.time() < earliest:
@@ -234,29 +237,38 @@ class Device:
 
     # -- the run-time envelope ---------------------------------------------------------------
 
+    def quantize_levels(self, levels: np.ndarray) -> np.ndarray:
+        """Return the device levels (samples x zones) for intensities under the zone caps."""
+        scale = self.profile.intensity
+        x = np.minimum(levels, np.asarray(self._caps))
+        # Same rounding as the profile's to_device: down, with its tiny tolerance.
+        q = scale.min + np.floor(np.clip(x, 0.0, 1.0) * (scale.max - scale.min) + 1e-9)
+        return np.where(x <= 0.0, scale.min, q).astype(np.int64)
+
     def _clamp(self, sp: Setpoint, now: float) -> Target:
         dt = min(max(0.0, now - self._ceiling_t), _MAX_RAMP_GAP_S)
         allowed = self._ceiling + self.limits.ramp_per_s * dt + _EPS
-        levels: list[int] = []
         out: list[float] = []
         binding: set[int] = set()
         for z, wanted in enumerate(sp.levels):
             value = min(wanted, self._caps[z])
             if value > allowed:
                 binding.add(z)
+                if z not in self._binding:
+                    self.emit(ClampApplied(self._t(), self.profile.zones[z].id, "ramp rule",
+                                           wanted, allowed, layer="device"))
                 value = allowed
-            level = self.profile.intensity.to_device(max(0.0, value))
-            levels.append(level)
-            out.append(value)
-            if z in binding and z not in self._binding:
-                self.emit(ClampApplied(self._t(), self.profile.zones[z].id, "ramp rule",
-                                       wanted, value, layer="device"))
+            out.append(max(0.0, value))
         self._binding = binding
         # Every output is <= allowed, so the ceiling never climbs faster than the ramp rate;
         # the allowance counts from the last rise, so evaluating more often loses nothing.
         top = max(out, default=0.0)
         if top > self._ceiling:
             self._ceiling, self._ceiling_t = top, now
+        return self._target(sp, out)
+
+    def _target(self, sp: Setpoint, levels: list[float]) -> Target:
+        to_device = self.profile.intensity.to_device
         freq = None
         if sp.frequency_hz is not None and self.profile.frequency is not None:
             freq = self.profile.frequency.to_device(sp.frequency_hz)
@@ -264,7 +276,7 @@ class Device:
         if sp.heat is not None and self.profile.heat is not None:
             heat = int(min(sp.heat, self.limits.heat_max) * self.profile.heat.levels + _EPS)
         mode = self._mode_numbers.get(sp.mode) if sp.mode is not None else None
-        return Target(tuple(levels), freq, heat, mode)
+        return Target(tuple(to_device(v) for v in levels), freq, heat, mode)
 
     # -- turning targets into commands ---------------------------------------------------------
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+
+import numpy as np
 from typing import TYPE_CHECKING
 
 from controller.timeline import Marker, Setpoint, Timeline
@@ -100,23 +102,23 @@ def _sample_step(
 ) -> None:
     segments = render_step(step)
     count = max(1, math.ceil(step.total_s / step_s - 1e-9))
+    ts = np.arange(count, dtype=float) * step_s
+    # Breakpoints of the piecewise-linear pattern; at a jump np.interp takes the later piece,
+    # which is the one in force from that instant on.
+    xp = np.empty(2 * len(segments))
+    xp[0::2] = [seg.t0_s for seg in segments]
+    xp[1::2] = [seg.t1_s for seg in segments]
+    anat = np.zeros((len(ANATOMICAL_ZONES), count))
+    for name in step.zones:
+        fp = np.empty_like(xp)
+        fp[0::2] = [seg.start.get(name, 0.0) for seg in segments]
+        fp[1::2] = [seg.end.get(name, 0.0) for seg in segments]
+        anat[anat_index[name]] = np.interp(ts, xp, fp)
+    levels = np.zeros((count, len(mapping)))
+    for z, idx in enumerate(mapping):
+        if idx:
+            levels[:, z] = anat[idx].max(axis=0)
     frequency = step.frequency_hz if profile.frequency is not None else None
     heat = step.heat if profile.heat is not None else None
-    seg_i = 0
-    anat = [0.0] * len(ANATOMICAL_ZONES)
-    for k in range(count):
-        t = k * step_s
-        while seg_i < len(segments) - 1 and segments[seg_i].t1_s <= t:
-            seg_i += 1
-        seg = segments[seg_i]
-        span = seg.t1_s - seg.t0_s
-        f = 0.0 if span <= 0 else min(1.0, max(0.0, (t - seg.t0_s) / span))
-        for i in range(len(anat)):
-            anat[i] = 0.0
-        for name, a in seg.start.items():
-            anat[anat_index[name]] = a * (1.0 - f)
-        for name, b in seg.end.items():
-            anat[anat_index[name]] += b * f
-        levels = tuple(max((anat[i] for i in idx), default=0.0) for idx in mapping)
-        times.append(t0 + t)
-        setpoints.append(Setpoint(levels, frequency, heat, mode))
+    times.extend((ts + t0).tolist())
+    setpoints.extend(Setpoint(tuple(row), frequency, heat, mode) for row in levels.tolist())

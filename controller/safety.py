@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from controller.timeline import Clamp, Setpoint, Timeline
 
 if TYPE_CHECKING:
@@ -65,40 +67,76 @@ def apply_envelope(
             f"the program lasts {timeline.duration_s / 60:.1f} min, longer than the session cap "
             f"of {limits.session_max_s / 60:.1f} min"
         )
-    caps = zone_caps(profile, limits, sparing=sparing)
+    n, zones = len(timeline.times), len(timeline.zones)
+    end = timeline.duration_s
+    times = np.asarray(timeline.times, dtype=float)
+    wanted = np.asarray([sp.levels for sp in timeline.setpoints], dtype=float).reshape(n, zones)
+    # Each cap is a (samples x zones) array; applied in order, so a clamp names the first rule
+    # that lowered the value.
+    rules: list[tuple[str, np.ndarray]] = []
+    for z, zone_rules in enumerate(zone_caps(profile, limits, sparing=sparing)):
+        for cap, rule in zone_rules:
+            col = np.full((n, zones), np.inf)
+            col[:, z] = cap
+            rules.append((rule, col))
+    intro = np.asarray([k == "introductory" for k in timeline.phase_of], dtype=bool)
+    if intro.any():
+        col = np.full((n, zones), np.inf)
+        col[intro] = limits.intro_max_intensity
+        rules.append(("introductory-phase cap", col))
+    if limits.final_ramp_down_s > 0 and n:
+        # The sample is held until the next one: the ramp-down cap must hold at that end too.
+        hold_end = np.append(times[1:], end)
+        remaining = end - hold_end
+        cap = np.where(remaining < limits.final_ramp_down_s,
+                       limits.max_intensity * remaining / limits.final_ramp_down_s, np.inf)
+        rules.append(("final ramp-down", np.repeat(cap[:, None], zones, axis=1)))
     log = _ClampLog(timeline.zones)
+    value = wanted.copy()
+    for rule, cap in rules:
+        _note(log, rule, times, value, cap)
+        np.minimum(value, cap, out=value)
+    allowed = _ramp_allowance(times, value.max(axis=1, initial=0.0), limits.ramp_per_s)
+    ramp_cap = np.repeat(allowed[:, None], zones, axis=1)
+    _note(log, "ramp rule", times, value, ramp_cap)
+    np.minimum(value, ramp_cap, out=value)
+    np.maximum(value, 0.0, out=value)
+    log.records.sort(key=lambda c: (c.t_s, c.zone))
+    out = _finish(timeline, value.tolist(), profile, limits)
+    return Timeline(timeline.zones, list(timeline.times), out, end, list(timeline.markers),
+                    log.records, list(timeline.notes), list(timeline.phase_of))
+
+
+def _ramp_allowance(times: np.ndarray, demand: np.ndarray, rate: float) -> np.ndarray:
+    """Return per sample the highest value the ramp rule allows (ceiling + rate x dt)."""
+    allowed = np.empty_like(demand)
+    ceiling = 0.0
+    prev = float(times[0]) if len(times) else 0.0
+    for i, (t, d) in enumerate(zip(times.tolist(), demand.tolist(), strict=True)):
+        a = ceiling + rate * (t - prev)
+        prev = t
+        allowed[i] = a
+        if d > ceiling:
+            ceiling = d if d < a else a
+    return allowed
+
+
+def _note(log: _ClampLog, rule: str, times: np.ndarray, value: np.ndarray,
+          cap: np.ndarray) -> None:
+    """Record where `cap` lowers `value` by more than the reporting threshold."""
+    hit = np.argwhere(value - cap > _REPORT_MIN)
+    for i, z in hit.tolist():
+        log.note(float(times[i]), z, rule, float(value[i, z]), float(cap[i, z]))
+
+
+def _finish(timeline: Timeline, levels: list[list[float]], profile: Profile,
+            limits: SafetyLimits) -> list[Setpoint]:
+    """Apply the heat and frequency rules and build the setpoints."""
     heat_levels = profile.heat.levels if profile.heat is not None else 0
     freq = profile.frequency
-    ceiling = 0.0
-    prev_t = 0.0
     heat_on_since: float | None = None
     out: list[Setpoint] = []
-    end = timeline.duration_s
-    for i, (t, sp) in enumerate(zip(timeline.times, timeline.setpoints, strict=True)):
-        phase = timeline.phase_of[i] if timeline.phase_of else ""
-        dt = t - prev_t if i else 0.0
-        prev_t = t
-        allowed = ceiling + limits.ramp_per_s * dt
-        # The sample is held until the next one: the ramp-down cap must hold at that end too.
-        t_hold_end = timeline.times[i + 1] if i + 1 < len(timeline.times) else end
-        remaining = end - t_hold_end
-        levels = []
-        for z, wanted in enumerate(sp.levels):
-            value = wanted
-            rules = list(caps[z])
-            if phase == "introductory":
-                rules.append((limits.intro_max_intensity, "introductory-phase cap"))
-            if limits.final_ramp_down_s > 0 and remaining < limits.final_ramp_down_s:
-                rules.append((limits.max_intensity * remaining / limits.final_ramp_down_s,
-                              "final ramp-down"))
-            rules.append((allowed, "ramp rule"))
-            for cap, rule in rules:
-                if value > cap + _EPS:
-                    if value - cap > _REPORT_MIN:
-                        log.note(t, z, rule, wanted, cap)
-                    value = cap
-            levels.append(max(0.0, value))
-        ceiling = max(ceiling, *levels) if levels else ceiling
+    for t, sp, row in zip(timeline.times, timeline.setpoints, levels, strict=True):
         heat = sp.heat
         if heat is not None and heat_levels:
             heat, heat_on_since = _heat_rule(heat, t, heat_on_since, heat_levels, limits)
@@ -107,9 +145,8 @@ def apply_envelope(
         frequency = sp.frequency_hz
         if frequency is not None and freq is not None:
             frequency = min(max(frequency, freq.min_hz), freq.max_hz)
-        out.append(Setpoint(tuple(levels), frequency, heat, sp.mode))
-    return Timeline(timeline.zones, list(timeline.times), out, end, list(timeline.markers),
-                    log.records, list(timeline.notes), list(timeline.phase_of))
+        out.append(Setpoint(tuple(row), frequency, heat, sp.mode))
+    return out
 
 
 def _heat_rule(

@@ -6,6 +6,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from controller.clock import sleep_until
 from controller.errors import DeviceError, SafetyStop
 from controller.events import (
@@ -127,9 +129,11 @@ class Session:
         clamps = sorted(tl.clamps, key=lambda c: c.t_s)
         mi = ci = 0
         shift = self.origin  # wall time of program position 0, moved on by pauses
+        wakes = self._wake_points()
+        w = 0
         i = 0
-        n = len(times)
-        while i < n:
+        while w < len(wakes):
+            i = wakes[w]
             if self._stop_reason is not None:
                 break
             if self._paused:
@@ -152,6 +156,7 @@ class Session:
                 self.emit(ClampApplied(self._t(), c.zone, c.rule, c.wanted, c.got))
                 ci += 1
             self.device.set(setpoints[i])
+            w += 1
             i += 1
         if self._emergency is not None:
             return SessionResult("stopped", self._exit_code, self._emergency)
@@ -163,6 +168,20 @@ class Session:
         self._position_s = tl.duration_s
         await self.device.halt("program finished", final=True)
         return SessionResult("done", EXIT_DONE, "program finished")
+
+    def _wake_points(self) -> list[int]:
+        """Return the samples worth waking for: the wire output changes, or a marker is due."""
+        tl = self.timeline
+        if not tl.setpoints:
+            return []
+        marks = {tl.index_at(m.t_s) for m in tl.markers}
+        marks.update(tl.index_at(c.t_s) for c in tl.clamps)
+        wire = self.device.quantize_levels(np.asarray(tl.level_matrix(), dtype=float))
+        changed = np.ones(len(tl.setpoints), dtype=bool)
+        changed[1:] = (wire[1:] != wire[:-1]).any(axis=1)
+        others = [(sp.frequency_hz, sp.heat, sp.mode) for sp in tl.setpoints]
+        return [i for i in range(len(others))
+                if changed[i] or i in marks or (i and others[i] != others[i - 1])]
 
     async def _hold(self) -> float:
         """Keep outputs off while paused; return how long the pause lasted."""

@@ -58,6 +58,10 @@ class Timeline:
     notes: list[str] = field(default_factory=list)
     phase_of: list[str] = field(default_factory=list)  # phase kind of each sample
 
+    def level_matrix(self) -> list[tuple[float, ...]]:
+        """Return each sample's per-zone intensities."""
+        return [sp.levels for sp in self.setpoints]
+
     def at(self, t_s: float) -> Setpoint:
         """Return the setpoint in force at `t_s` (all off before the start and after the end)."""
         if t_s < 0 or t_s >= self.duration_s or not self.times:
