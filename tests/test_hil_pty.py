@@ -159,3 +159,18 @@ def test_run_standalone_closes_the_pty_when_cancelled() -> None:
         writer.close()
 
     asyncio.run(main())
+
+
+def test_baud_throttled_replies_arrive_whole_and_in_order() -> None:
+    async def main() -> None:
+        cushion = build_cushion("lp4-ascii")
+        codec = Codec(cushion.profile)
+        async with PtyLink(cushion, baudrate=cushion.profile.serial.baudrate) as link:  # type: ignore[union-attr]
+            stream = await open_port(link.port)
+            frames = b"".join(codec.encode(SetZone(z, z + 1)) for z in range(4))
+            replies = await exchange(stream, codec, frames + codec.encode(Query()), 5)
+            assert replies[:4] == [Reply("ack")] * 4
+            assert replies[4].fields["level3"] == 4
+            await hang_up(stream)
+
+    asyncio.run(main())
