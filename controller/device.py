@@ -91,7 +91,8 @@ class Device:
         self._binding: set[int] = set()
         self._last_frame_t = float("-inf")
         self._last_update_t = float("-inf")
-        self._lease_t = float("-inf")
+        self._last_press_t = float("-inf")
+        self._lease_t = [float("-inf")] * self._n  # when each zone's lease was last sent
         self._pending_acks: deque[float] = deque()
         self._bad_frames = 0
         self._status: dict[str, int] | None = None
@@ -179,7 +180,7 @@ class Device:
                 if self._binding:
                     due = loop.time() + self._min_interval  # keep climbing under the ceiling
                 if lease and self._sent is not None and any(self._sent.levels):
-                    renew = self._lease_t + lease / 2
+                    renew = self._lease_due(lease)
                     due = renew if due is None else min(due, renew)
             if due is not None:
                 # A timer, not wait_for: this loop runs for every update and must stay cheap.
@@ -201,7 +202,7 @@ class Device:
                     await self._apply_stepping(target)
                 else:
                     await self._apply_absolute(target)
-            elif lease and any(target.levels) and loop.time() + _EPS >= self._lease_t + lease / 2:
+            elif lease and any(target.levels) and loop.time() + _EPS >= self._lease_due(lease):
                 # _EPS: a timer due "now" may fire a float rounding early; renew rather than spin.
                 self._last_update_t = loop.time()
                 await self._renew_lease()
@@ -292,30 +293,43 @@ class Device:
             await self._send(SetHeat(target.heat or 0))
         if target.levels != old.levels:
             changed = [z for z in range(self._n) if target.levels[z] != old.levels[z]]
+            now = asyncio.get_running_loop().time()
             if self.profile.supports("set_all") and (len(changed) > 1 or not self.profile.supports("set_zone")):
                 await self._send(SetAll(target.levels, lease))
+                changed = list(range(self._n))
             else:
                 for z in changed:
                     await self._send(SetZone(z, target.levels[z], lease))
-            if lease:
-                self._lease_t = asyncio.get_running_loop().time()
+            for z in changed:
+                self._lease_t[z] = now
         if self._halted:
             return  # a halt overtook this update while it was being written
         self._sent = target
         self._emit_sent(target)
 
+    def _lease_due(self, lease: float) -> float:
+        """Return when the oldest lease of a running zone is half used up."""
+        levels = self._sent.levels if self._sent else ()
+        return min((t for t, level in zip(self._lease_t, levels, strict=True) if level),
+                   default=float("inf")) + lease / 2
+
     async def _renew_lease(self) -> None:
+        """Renew every running zone's lease that is half used up, before the device lets go."""
         target = self._sent
-        if target is None:
-            return
         lease = self.profile.limits.lease_s
-        if self.profile.supports("set_all"):
+        if target is None or not lease:
+            return
+        now = asyncio.get_running_loop().time()
+        due = [z for z, level in enumerate(target.levels)
+               if level and now + _EPS >= self._lease_t[z] + lease / 2]
+        if self.profile.supports("set_all") and (len(due) > 1 or not self.profile.supports("set_zone")):
             await self._send(SetAll(target.levels, lease))
+            due = list(range(self._n))
         else:
-            for z, level in enumerate(target.levels):
-                if level:
-                    await self._send(SetZone(z, level, lease))
-        self._lease_t = asyncio.get_running_loop().time()
+            for z in due:
+                await self._send(SetZone(z, target.levels[z], lease))
+        for z in due:
+            self._lease_t[z] = now
 
     async def _apply_stepping(self, target: Target) -> None:
         """Walk a button-style cushion to the target one confirmed press at a time."""
@@ -353,9 +367,13 @@ class Device:
     async def _press(self, button: str, field: str) -> None:
         """Press once; with status replies, confirm it took before any further press."""
         before = self._known(field, -1)
+        loop = asyncio.get_running_loop()
         for _attempt in range(_PRESS_RETRIES + 1):
+            # Presses are rate-limited like updates: a remote-style device drops fast repeats.
+            await sleep_until(self._last_press_t + self._min_interval)
             if self._halted:
                 return
+            self._last_press_t = loop.time()
             await self._send(Press(button))  # type: ignore[arg-type]
             if not self.profile.supports("query"):
                 return

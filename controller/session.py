@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from controller.clock import sleep_until
+from controller.clock import SPIN_MARGIN_S, is_real_time, sleep_until
 from controller.errors import DeviceError, SafetyStop
 from controller.events import (
     ClampApplied,
@@ -60,6 +60,7 @@ class Session:
         self._emergency: str | None = None
         self._exit_code = EXIT_DONE
         self._pause_reason = "paused"
+        self._control = asyncio.Event()
 
     # -- control, callable from any task, a signal handler or a key press -----------------
 
@@ -69,6 +70,7 @@ class Session:
             self._paused = True
             self._resume.clear()
             self._pause_reason = reason
+            self._control.set()
 
     def resume(self) -> None:
         """Continue a paused program, ramping up from zero."""
@@ -83,6 +85,7 @@ class Session:
             self._exit_code = exit_code
             self.emit(StopRequested(self._t(), reason, False))
         self._resume.set()
+        self._control.set()
 
     async def emergency_stop(self, reason: str = "emergency stop", *,
                              exit_code: int = EXIT_INTERRUPTED) -> None:
@@ -93,6 +96,7 @@ class Session:
             self._exit_code = exit_code
             self.emit(StopRequested(self._t(), reason, True))
         self._resume.set()
+        self._control.set()
         await self.device.halt(reason, final=True)
 
     @property
@@ -140,9 +144,8 @@ class Session:
                 shift += await self._hold()
                 continue
             t = times[i]
-            await sleep_until(shift + t)
-            if self._stop_reason is not None or self._paused:
-                continue
+            if await self._wait_until(shift + t):
+                continue  # paused or stopped while waiting: act on it now
             self._position_s = t
             while mi < len(markers) and markers[mi].t_s <= t:
                 m = markers[mi]
@@ -168,6 +171,24 @@ class Session:
         self._position_s = tl.duration_s
         await self.device.halt("program finished", final=True)
         return SessionResult("done", EXIT_DONE, "program finished")
+
+    async def _wait_until(self, deadline: float) -> bool:
+        """Sleep until `deadline`; return True at once if a pause or stop comes first."""
+        loop = asyncio.get_running_loop()
+        self._control.clear()
+        if self._paused or self._stop_reason is not None:
+            return True
+        # Wake a little early on a real clock, then sleep_until spins onto the deadline.
+        early = SPIN_MARGIN_S if is_real_time(loop) else 0.0
+        handle = loop.call_at(deadline - early, self._control.set)
+        try:
+            await self._control.wait()
+        finally:
+            handle.cancel()
+        if self._paused or self._stop_reason is not None:
+            return True
+        await sleep_until(deadline)
+        return False
 
     def _wake_points(self) -> list[int]:
         """Return the samples worth waking for: the wire output changes, or a marker is due."""
