@@ -13,6 +13,10 @@ class ConfigError(InputError):
     """The user config file is malformed or asks for something unsafe."""
 
 
+class PlanError(InputError):
+    """A program cannot be run safely on this cushion with these limits (e.g. it is too long)."""
+
+
 class DeviceError(CushionError, OSError):
     """The device or its link failed; outputs were switched off where the link still allowed."""
 

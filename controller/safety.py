@@ -60,13 +60,7 @@ def apply_envelope(
     timeline: Timeline, profile: Profile, limits: SafetyLimits, *, sparing: bool = False
 ) -> Timeline:
     """Return a timeline that respects every limit, recording where and why it lowered values."""
-    if timeline.duration_s > limits.session_max_s + _EPS:
-        from controller.errors import SafetyStop
-
-        raise SafetyStop(
-            f"the program lasts {timeline.duration_s / 60:.1f} min, longer than the session cap "
-            f"of {limits.session_max_s / 60:.1f} min"
-        )
+    _check_length(timeline.duration_s, profile, limits)
     n, zones = len(timeline.times), len(timeline.zones)
     end = timeline.duration_s
     times = np.asarray(timeline.times, dtype=float)
@@ -105,6 +99,25 @@ def apply_envelope(
     out = _finish(timeline, value.tolist(), profile, limits)
     return Timeline(timeline.zones, list(timeline.times), out, end, list(timeline.markers),
                     log.records, list(timeline.notes), list(timeline.phase_of))
+
+
+def _check_length(duration_s: float, profile: Profile, limits: SafetyLimits) -> None:
+    """Refuse a session longer than the cap or than the cushion's own auto-off."""
+    from controller.errors import PlanError
+
+    minutes = duration_s / 60
+    if duration_s > limits.session_max_s + _EPS:
+        raise PlanError(
+            f"the program lasts {minutes:.1f} min, longer than the session cap of "
+            f"{limits.session_max_s / 60:.1f} min.", key="limits.session_max_s",
+            hint="Choose a shorter program (see 'cushion programs').")
+    auto_off = profile.limits.auto_off_s
+    if auto_off is not None and duration_s > auto_off + _EPS:
+        # Running on would mean switching the cushion back on after its own safety time-out.
+        raise PlanError(
+            f"the program lasts {minutes:.1f} min but the cushion '{profile.name}' switches "
+            f"itself off after {auto_off / 60:.0f} min.", key="limits.auto_off_s",
+            hint="Choose a program that fits, such as lumbar-short (15 min).")
 
 
 def _ramp_allowance(times: np.ndarray, demand: np.ndarray, rate: float) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 
-from controller.errors import SafetyStop
+from controller.errors import PlanError
 from controller.limits import DEFAULT_LIMITS, SafetyLimits, narrow
 from controller.plan import compile_program
 from controller.runner import plan
@@ -44,6 +44,10 @@ def _check(timeline, profile, limits, sparing=False):  # type: ignore[no-untyped
                                           "radiculitis-gentle", "lumbar-short"])
 def test_builtin_plans_respect_every_limit(program_name: str, profile_name: str) -> None:
     program, profile = load_program(program_name), load_profile(profile_name)
+    if profile.limits.auto_off_s and program.duration_s > profile.limits.auto_off_s:
+        with pytest.raises(PlanError, match="switches itself off after 15 min"):
+            plan(program, profile, DEFAULT_LIMITS)
+        return
     timeline = plan(program, profile, DEFAULT_LIMITS)
     assert timeline.duration_s == pytest.approx(program.duration_s)
     _check(timeline, profile, DEFAULT_LIMITS, program.sparing)
@@ -114,7 +118,7 @@ def test_final_ramp_down_reaches_zero_linearly() -> None:
 def test_session_longer_than_the_cap_is_refused() -> None:
     profile = load_profile("lp4-ascii")
     raw = compile_program(_flat(0.3, 600), profile)
-    with pytest.raises(SafetyStop, match="longer than the session cap"):
+    with pytest.raises(PlanError, match="longer than the session cap"):
         apply_envelope(raw, profile, narrow(DEFAULT_LIMITS, {"session_max_s": 300}))
 
 

@@ -23,12 +23,14 @@ from hil.vtime import run_virtual
 from tests.invariants import assert_wire_respects_envelope, wire_points
 from tests.support import simulate
 
-PROFILES = ["lp4-ascii", "vb6-binary", "remote-stepper"]
 
 
-@pytest.mark.parametrize("profile", PROFILES)
-def test_lumbar_classic_runs_safely_on_every_profile(profile: str) -> None:
-    run = simulate("lumbar-classic", profile)
+@pytest.mark.parametrize(("program", "profile"), [
+    ("lumbar-classic", "lp4-ascii"), ("lumbar-classic", "vb6-binary"),
+    ("lumbar-short", "remote-stepper"),  # a 15-minute auto-off cushion gets the short program
+])
+def test_builtin_programs_run_safely_on_every_profile(program: str, profile: str) -> None:
+    run = simulate(program, profile)
     assert run.result.outcome == "done" and run.result.exit_code == 0
     assert_wire_respects_envelope(run, DEFAULT_LIMITS)
     rec = run.cushion.recorder
