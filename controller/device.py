@@ -46,6 +46,7 @@ _EPS = 1e-6
 _MAX_RAMP_GAP_S = 0.25
 _BAD_FRAMES_BEFORE_FAULT = 3
 _PRESS_RETRIES = 2
+_REAL_REPLY_FLOOR_S = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,7 @@ class Device:
         self._status_event = asyncio.Event()
         self._acks = bool(profile.limits.ack_every_command)
         self._opened = False
+        self._reply_timeout = profile.limits.reply_timeout_s
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -107,6 +109,9 @@ class Device:
         await self.transport.open()
         self._opened = True
         loop = asyncio.get_running_loop()
+        # A sped-up simulator clock shrinks real reply time too; keep a floor in real time.
+        speed = float(getattr(loop, "speed", 1.0))
+        self._reply_timeout = max(self.profile.limits.reply_timeout_s, _REAL_REPLY_FLOOR_S * speed)
         self._ceiling, self._ceiling_t = 0.0, loop.time()
         await self._send(Stop())
         self._sent = Target((0,) * self._n)
@@ -117,7 +122,7 @@ class Device:
         if self._opened:
             sent = False
             try:
-                await asyncio.wait_for(self._send(Stop()), max(0.5, self.profile.limits.reply_timeout_s))
+                await asyncio.wait_for(self._send(Stop()), max(0.5, self._reply_timeout))
                 sent = True
             except (DeviceError, OSError, TimeoutError):
                 pass
@@ -221,10 +226,10 @@ class Device:
             now = loop.time()
             deadlines = [now + 1.0]
             if self._pending_acks:
-                due = self._pending_acks[0] + limits.reply_timeout_s
+                due = self._pending_acks[0] + self._reply_timeout
                 if now >= due:
                     raise DeviceTimeout(
-                        f"the cushion did not answer within {limits.reply_timeout_s:g} s.",
+                        f"the cushion did not answer within {self._reply_timeout:g} s.",
                         hint="Check that the profile matches the device and the link is good.",
                     )
                 deadlines.append(due)
@@ -388,10 +393,10 @@ class Device:
         self._status_event.clear()
         await self._send(Query())
         try:
-            await asyncio.wait_for(self._status_event.wait(), self.profile.limits.reply_timeout_s)
+            await asyncio.wait_for(self._status_event.wait(), self._reply_timeout)
         except TimeoutError as exc:
             raise DeviceTimeout(
-                f"the cushion sent no status within {self.profile.limits.reply_timeout_s:g} s.",
+                f"the cushion sent no status within {self._reply_timeout:g} s.",
                 hint="Check the link and that the profile's status reply matches the device.",
             ) from exc
 

@@ -103,9 +103,18 @@ def validate(model: type[M], data: dict[str, Any], text: str, path: Path, error:
         # A cross-field check (model validator) says which key it is about; point there.
         loc = (*loc, *getattr(first.get("ctx", {}).get("error"), "loc", ()))
         key = ".".join(str(p) for p in loc) or None
-        msg = first["msg"]
-        msg = msg[len("Value error, "):] if msg.startswith("Value error, ") else msg
+        msg = _friendly(first["type"], loc, first["msg"])
         more = len(exc.errors()) - 1
         hint = f"({more} more problem{'s' if more != 1 else ''} after this one.)" if more else None
         raise error(msg.rstrip(".") + ".", file=path, line=locate(text, loc), key=key,
                     hint=hint) from exc
+
+
+def _friendly(kind: str, loc: tuple[Any, ...], msg: str) -> str:
+    """Say what to change, in the file's own words, for pydantic's commonest complaints."""
+    name = str(loc[-1]) if loc else "this key"
+    if kind == "extra_forbidden":
+        return f"'{name}' is not a known key here; fix its spelling or remove it"
+    if kind == "missing":
+        return f"'{name}' is required here; add it"
+    return msg[len("Value error, "):] if msg.startswith("Value error, ") else msg
