@@ -30,7 +30,9 @@ def _samples(profile: object) -> list[tuple[str, Command]]:
     if profile.supports("set_all"):
         out.append(("set_all", SetAll(tuple(range(n)) if n <= top else (top,) * n, lease)))
     if profile.supports("set_frequency") and profile.frequency is not None:
-        out.append(("set_frequency", SetFrequency(profile.frequency.to_device(profile.frequency.max_hz))))
+        out.append(
+            ("set_frequency", SetFrequency(profile.frequency.to_device(profile.frequency.max_hz)))
+        )
     if profile.supports("set_heat") and profile.heat is not None:
         out.append(("set_heat", SetHeat(profile.heat.levels)))
     if profile.supports("set_mode"):
@@ -52,19 +54,24 @@ def check_profile(file: str) -> list[str]:
 
     profile = load_profile(file)
     codec = Codec(profile)
-    lines = [f"{profile.name}: {profile.info.title} ({profile.control}, {len(profile.zones)} zones)"]
+    lines = [
+        f"{profile.name}: {profile.info.title} ({profile.control}, {len(profile.zones)} zones)"
+    ]
     for name, command in _samples(profile):
         frame = codec.encode(command)
         parsed = codec.command_parser().feed(frame)
         if parsed != [command]:
-            raise UsageError(f"frame '{name}' does not decode to what it encodes: "
-                             f"{command} -> {frame!r} -> {parsed}.",
-                             hint="Check that frame's template fields.")
+            raise UsageError(
+                f"frame '{name}' does not decode to what it encodes: "
+                f"{command} -> {frame!r} -> {parsed}.",
+                hint="Check that frame's template fields.",
+            )
         lines.append(f"  ok  {name:<22} {frame!r}")
     limits = profile.limits
     if limits.watchdog_s is None:
-        lines.append("  note: no device watchdog; the controller's keepalive cannot be checked "
-                     "against one")
+        lines.append(
+            "  note: no device watchdog; the controller's keepalive cannot be checked against one"
+        )
     lines.append(f"profile {file} is usable")
     return lines
 
@@ -78,8 +85,10 @@ def check_program(file: str, profile_name: str) -> list[str]:
     program = load_program(file)
     profile = load_profile(profile_name)
     timeline = plan(program, profile, DEFAULT_LIMITS)
-    lines = [f"{program.name}: {program.title}, {timeline.duration_s / 60:.1f} min, "
-             f"{sum(len(p.steps) for p in program.phases)} steps in {len(program.phases)} phases"]
+    lines = [
+        f"{program.name}: {program.title}, {timeline.duration_s / 60:.1f} min, "
+        f"{sum(len(p.steps) for p in program.phases)} steps in {len(program.phases)} phases"
+    ]
     lines += [f"  note: {n}" for n in (*program.notes(), *timeline.notes)]
     rules = sorted({c.rule for c in timeline.clamps})
     if rules:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import sys
@@ -58,8 +59,10 @@ def _speed(value: str | None) -> float | None:
     except ValueError:
         speed = -1.0
     if not speed > 0 or math.isnan(speed):
-        raise UsageError(f"--speed {value} is not a speed.",
-                         hint="Give a factor such as 26 (26 times real time) or 'max'.")
+        raise UsageError(
+            f"--speed {value} is not a speed.",
+            hint="Give a factor such as 26 (26 times real time) or 'max'.",
+        )
     return speed
 
 
@@ -103,8 +106,10 @@ def _limits(config: Path | None, max_intensity: float | None, sparing: bool) -> 
     changes: dict[str, Any] = {}
     if max_intensity is not None:
         if not 0 <= max_intensity <= 100:
-            raise UsageError(f"--max-intensity {max_intensity:g} is not a percentage.",
-                             hint="Give a value from 0 to 100.")
+            raise UsageError(
+                f"--max-intensity {max_intensity:g} is not a percentage.",
+                hint="Give a value from 0 to 100.",
+            )
         changes["max_intensity"] = min(max_intensity / 100, limits.max_intensity)
     if sparing:
         changes["sparing"] = True
@@ -120,8 +125,15 @@ def _limits(config: Path | None, max_intensity: float | None, sparing: bool) -> 
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option("--plot", type=click.Path(path_type=Path), help="Save a PNG plot of the plan.")
 @friendly
-def plan(program: str, profile_name: str | None, config: Path | None,
-         max_intensity: float | None, sparing: bool, as_json: bool, plot: Path | None) -> None:
+def plan(
+    program: str,
+    profile_name: str | None,
+    config: Path | None,
+    max_intensity: float | None,
+    sparing: bool,
+    as_json: bool,
+    plot: Path | None,
+) -> None:
     """Show what a program will do on a cushion, and where the envelope lowered it."""
     from controller.planview import plan_json, plot_plan, print_plan
     from controller.runner import plan as make_plan
@@ -152,9 +164,17 @@ def plan(program: str, profile_name: str | None, config: Path | None,
 @click.option("--max-intensity", type=float, help="Lower the overall cap, in percent.")
 @click.option("--sparing", is_flag=True, help="Sparing mode (first sessions).")
 @friendly
-def run(program: str, profile_name: str | None, use_sim: bool, port: str | None,
-        speed: str | None, as_json: bool, config: Path | None, max_intensity: float | None,
-        sparing: bool) -> None:
+def run(
+    program: str,
+    profile_name: str | None,
+    use_sim: bool,
+    port: str | None,
+    speed: str | None,
+    as_json: bool,
+    config: Path | None,
+    max_intensity: float | None,
+    sparing: bool,
+) -> None:
     """Run a massage program on a cushion (on the simulator unless --port is given)."""
     from controller.clock import loop_factory
     from controller.display import JsonLines, LiveDisplay, PlainLines
@@ -171,23 +191,33 @@ def run(program: str, profile_name: str | None, use_sim: bool, port: str | None,
     prog = load_program(program)
     if port:
         if factor is not None and factor != 1:
-            raise UsageError("--speed only applies to the simulator: a real cushion always "
-                             "runs in real time.", hint="Drop --speed, or use --sim.")
+            raise UsageError(
+                "--speed only applies to the simulator: a real cushion always runs in real time.",
+                hint="Drop --speed, or use --sim.",
+            )
         if not (profile_name or cfg.defaults.profile):
-            raise UsageError("a real cushion needs its profile.",
-                             hint="Add --profile NAME (see 'cushion profiles').")
+            raise UsageError(
+                "a real cushion needs its profile.",
+                hint="Add --profile NAME (see 'cushion profiles').",
+            )
         endpoint = parse_endpoint(port)
     else:
-        endpoint = Endpoint("sim" if factor == math.inf else "sim+pty",
-                            profile_name or cfg.defaults.profile or DEFAULT_SIM_PROFILE)
+        endpoint = Endpoint(
+            "sim" if factor == math.inf else "sim+pty",
+            profile_name or cfg.defaults.profile or DEFAULT_SIM_PROFILE,
+        )
     prof = load_profile(profile_name or cfg.defaults.profile or DEFAULT_SIM_PROFILE)
     options = RunOptions(endpoint, factor)
 
     async def go(emit: Any) -> int:
         result = await run_program(prog, prof, limits, options, emit=emit)
         if result.exit_code == EXIT_DEVICE:
-            err.print(f"[bold red]device error:[/] {result.message} All outputs were switched "
-                      "off where the link allowed.", markup=True, soft_wrap=True)
+            err.print(
+                f"[bold red]device error:[/] {result.message} All outputs were switched "
+                "off where the link allowed.",
+                markup=True,
+                soft_wrap=True,
+            )
         return result.exit_code
 
     with asyncio.Runner(loop_factory=loop_factory(factor)) as runner:
@@ -202,8 +232,13 @@ def run(program: str, profile_name: str | None, use_sim: bool, port: str | None,
 
 
 @main.command()
-@click.option("--profile", "profile_name", default=DEFAULT_SIM_PROFILE, show_default=True,
-              help="Cushion profile the simulator speaks.")
+@click.option(
+    "--profile",
+    "profile_name",
+    default=DEFAULT_SIM_PROFILE,
+    show_default=True,
+    help="Cushion profile the simulator speaks.",
+)
 @friendly
 def sim(profile_name: str) -> None:
     """Run a simulated cushion on a pseudo-terminal and print its port."""
@@ -214,14 +249,14 @@ def sim(profile_name: str) -> None:
 
     def announce(port: str) -> None:
         out.print(port)
-        err.print(f"simulated {prof.name} on {port}; try: cushion run lumbar-classic "
-                  f"--port {port} --profile {profile_name}   (Ctrl-C ends the simulator)")
+        err.print(
+            f"simulated {prof.name} on {port}; try: cushion run lumbar-classic "
+            f"--port {port} --profile {profile_name}   (Ctrl-C ends the simulator)"
+        )
         sys.stdout.flush()
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_standalone(prof, on_ready=announce))
-    except KeyboardInterrupt:
-        pass
 
 
 @main.group()

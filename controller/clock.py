@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import selectors
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
 
 # The loop rounds its waits to whole milliseconds; waking this early and yielding until
 # the deadline brings wire lateness from ~1 ms median to microseconds (HIL-NOTES.md).
@@ -80,5 +82,5 @@ async def sleep_until(deadline: float) -> None:
         return
     if deadline - now > SPIN_MARGIN_S:
         await asyncio.sleep(deadline - now - SPIN_MARGIN_S)
-    while loop.time() < deadline:
+    while loop.time() < deadline:  # noqa: ASYNC110 - a deliberate spin onto the deadline
         await asyncio.sleep(0)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from platformdirs import user_config_path
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from controller.errors import ConfigError
 from controller.limits import DEFAULT_LIMITS, SafetyLimits, narrow
 from protocols.tomlsource import read_toml, validate
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class LimitsSection(BaseModel):
@@ -50,8 +52,11 @@ def load_config(path: Path | None) -> tuple[Config, SafetyLimits]:
     path = path or default_config_path()
     if not path.exists():
         if explicit:
-            raise ConfigError("the config file does not exist.", file=path,
-                              hint="Check the path given to --config.")
+            raise ConfigError(
+                "the config file does not exist.",
+                file=path,
+                hint="Check the path given to --config.",
+            )
         return Config(), DEFAULT_LIMITS
     data, text = read_toml(path, ConfigError)
     config = validate(Config, data, text, path, ConfigError)
@@ -59,8 +64,12 @@ def load_config(path: Path | None) -> tuple[Config, SafetyLimits]:
     unknown = [k for k in changes if k not in SafetyLimits.model_fields]
     if unknown:
         known = ", ".join(SafetyLimits.model_fields)
-        raise ConfigError(f"unknown limit '{unknown[0]}'.", file=path, key=f"limits.{unknown[0]}",
-                          hint=f"Known limits: {known}.")
+        raise ConfigError(
+            f"unknown limit '{unknown[0]}'.",
+            file=path,
+            key=f"limits.{unknown[0]}",
+            hint=f"Known limits: {known}.",
+        )
     try:
         limits = narrow(DEFAULT_LIMITS, changes, allow_raise=config.limits.allow_raise)
     except ValueError as exc:

@@ -47,6 +47,10 @@ _MAX_RAMP_GAP_S = 0.25
 _BAD_FRAMES_BEFORE_FAULT = 3
 _PRESS_RETRIES = 2
 _REAL_REPLY_FLOOR_S = 0.1
+_NAKS_BEFORE_FAULT = 3
+# Stay this far under the device's update rate: USB adapters and radios bunch frames up.
+_RATE_MARGIN = 1.1
+_REAL_JITTER_S = 0.002
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +81,9 @@ class Device:
         self.limits = limits
         self.emit = emit
         self.origin = 0.0
-        self._caps = [min(c for c, _ in rules) for rules in zone_caps(profile, limits, sparing=sparing)]
+        self._caps = [
+            min(c for c, _ in rules) for rules in zone_caps(profile, limits, sparing=sparing)
+        ]
         self._n = len(profile.zones)
         self._min_interval = 1.0 / profile.limits.max_update_hz
         self._mode_numbers = dict(profile.modes)
@@ -96,6 +102,7 @@ class Device:
         self._lease_t = [float("-inf")] * self._n  # when each zone's lease was last sent
         self._pending_acks: deque[float] = deque()
         self._bad_frames = 0
+        self._naks = 0
         self._status: dict[str, int] | None = None
         self._status_event = asyncio.Event()
         self._acks = bool(profile.limits.ack_every_command)
@@ -112,6 +119,9 @@ class Device:
         # A sped-up simulator clock shrinks real reply time too; keep a floor in real time.
         speed = float(getattr(loop, "speed", 1.0))
         self._reply_timeout = max(self.profile.limits.reply_timeout_s, _REAL_REPLY_FLOOR_S * speed)
+        self._min_interval = (
+            _RATE_MARGIN / self.profile.limits.max_update_hz + _REAL_JITTER_S * speed
+        )
         self._ceiling, self._ceiling_t = 0.0, loop.time()
         await self._send(Stop())
         self._sent = Target((0,) * self._n)
@@ -261,8 +271,16 @@ class Device:
             if value > allowed:
                 binding.add(z)
                 if z not in self._binding:
-                    self.emit(ClampApplied(self._t(), self.profile.zones[z].id, "ramp rule",
-                                           wanted, allowed, layer="device"))
+                    self.emit(
+                        ClampApplied(
+                            self._t(),
+                            self.profile.zones[z].id,
+                            "ramp rule",
+                            wanted,
+                            allowed,
+                            layer="device",
+                        )
+                    )
                 value = allowed
             out.append(max(0.0, value))
         self._binding = binding
@@ -287,11 +305,20 @@ class Device:
     # -- turning targets into commands ---------------------------------------------------------
 
     async def _apply_absolute(self, target: Target) -> None:
-        old = self._sent or Target((0,) * self._n)
+        # After a refusal nothing is known: -1 differs from every level, so all are resent.
+        old = self._sent or Target((-1,) * self._n)
         lease = self.profile.limits.lease_s
-        if target.mode is not None and target.mode != old.mode and self.profile.supports("set_mode"):
+        if (
+            target.mode is not None
+            and target.mode != old.mode
+            and self.profile.supports("set_mode")
+        ):
             await self._send(SetMode(target.mode))
-        if target.frequency is not None and target.frequency != old.frequency and self.profile.supports("set_frequency"):
+        if (
+            target.frequency is not None
+            and target.frequency != old.frequency
+            and self.profile.supports("set_frequency")
+        ):
             await self._send(SetFrequency(target.frequency))
         heat_old = old.heat or 0
         if (target.heat or 0) != heat_old and self.profile.supports("set_heat"):
@@ -299,7 +326,9 @@ class Device:
         if target.levels != old.levels:
             changed = [z for z in range(self._n) if target.levels[z] != old.levels[z]]
             now = asyncio.get_running_loop().time()
-            if self.profile.supports("set_all") and (len(changed) > 1 or not self.profile.supports("set_zone")):
+            if self.profile.supports("set_all") and (
+                len(changed) > 1 or not self.profile.supports("set_zone")
+            ):
                 await self._send(SetAll(target.levels, lease))
                 changed = list(range(self._n))
             else:
@@ -315,8 +344,13 @@ class Device:
     def _lease_due(self, lease: float) -> float:
         """Return when the oldest lease of a running zone is half used up."""
         levels = self._sent.levels if self._sent else ()
-        return min((t for t, level in zip(self._lease_t, levels, strict=True) if level),
-                   default=float("inf")) + lease / 2
+        return (
+            min(
+                (t for t, level in zip(self._lease_t, levels, strict=True) if level),
+                default=float("inf"),
+            )
+            + lease / 2
+        )
 
     async def _renew_lease(self) -> None:
         """Renew every running zone's lease that is half used up, before the device lets go."""
@@ -325,9 +359,14 @@ class Device:
         if target is None or not lease:
             return
         now = asyncio.get_running_loop().time()
-        due = [z for z, level in enumerate(target.levels)
-               if level and now + _EPS >= self._lease_t[z] + lease / 2]
-        if self.profile.supports("set_all") and (len(due) > 1 or not self.profile.supports("set_zone")):
+        due = [
+            z
+            for z, level in enumerate(target.levels)
+            if level and now + _EPS >= self._lease_t[z] + lease / 2
+        ]
+        if self.profile.supports("set_all") and (
+            len(due) > 1 or not self.profile.supports("set_zone")
+        ):
             await self._send(SetAll(target.levels, lease))
             due = list(range(self._n))
         else:
@@ -362,7 +401,9 @@ class Device:
             return
         level = self._known("level", want_level)
         mode = self._known("mode", target.mode if target.mode is not None else -1)
-        final = Target((level,) * self._n, target.frequency, target.heat, mode if mode >= 0 else None)
+        final = Target(
+            (level,) * self._n, target.frequency, target.heat, mode if mode >= 0 else None
+        )
         self._sent = final
         self._emit_sent(final)
 
@@ -386,8 +427,10 @@ class Device:
             if self._known(field, -1) != before:
                 return
             # The status proves the press was lost, so pressing again is not a blind repeat.
-        raise DeviceRejected(f"the cushion ignored the '{button}' button {_PRESS_RETRIES + 1} times.",
-                             hint="Check that the profile's button frames match this remote.")
+        raise DeviceRejected(
+            f"the cushion ignored the '{button}' button {_PRESS_RETRIES + 1} times.",
+            hint="Check that the profile's button frames match this remote.",
+        )
 
     async def _query(self) -> None:
         self._status_event.clear()
@@ -428,11 +471,22 @@ class Device:
         if item.kind in ("ack", "nak") and self._pending_acks:
             self._pending_acks.popleft()
         if item.kind == "nak":
+            # A refused command left the device as it was: resend the whole state next time.
+            # Refusals in a row mean the profile does not match the device.
+            self._naks += 1
             code = item.fields.get("code")
-            raise DeviceRejected(
-                f"the cushion refused a command (nak{'' if code is None else f' code {code}'}).",
-                hint="Check that the profile matches the device's firmware.",
-            )
+            self.emit(Fault(self._t(), f"the cushion refused a command (nak code {code})"))
+            if self._naks >= _NAKS_BEFORE_FAULT:
+                raise DeviceRejected(
+                    f"the cushion refused {self._naks} commands in a row (last nak code {code}).",
+                    hint="Check that the profile matches the device's firmware.",
+                )
+            if not self._halted:
+                self._sent = None
+                self._dirty.set()
+            return
+        if item.kind == "ack":
+            self._naks = 0
         if item.kind == "status":
             self._status = dict(item.fields)
             self._status_event.set()
@@ -442,11 +496,17 @@ class Device:
         freq = None
         if target.frequency is not None and self.profile.frequency is not None:
             freq = self.profile.frequency.from_device(target.frequency)
-        self.emit(SetpointSent(
-            self._t(), target.levels, tuple(scale.from_device(v) for v in target.levels), freq,
-            target.heat, self._mode_names.get(target.mode) if target.mode is not None else None,
-            round(self._ceiling, 6),
-        ))
+        self.emit(
+            SetpointSent(
+                self._t(),
+                target.levels,
+                tuple(scale.from_device(v) for v in target.levels),
+                freq,
+                target.heat,
+                self._mode_names.get(target.mode) if target.mode is not None else None,
+                round(self._ceiling, 6),
+            )
+        )
 
     def _t(self) -> float:
         return asyncio.get_running_loop().time() - self.origin

@@ -59,15 +59,17 @@ class LiveDisplay:
         self.levels: tuple[float, ...] = ()
         self.status = "starting"
         self.notes: list[str] = []
-        self._live = Live(console=self.console, refresh_per_second=4, transient=False,
-                          get_renderable=self.render)
+        self._live = Live(
+            console=self.console, refresh_per_second=4, transient=False, get_renderable=self.render
+        )
 
     def __enter__(self) -> LiveDisplay:
         self._live.__enter__()
         return self
 
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._live.__exit__(et, e, tb)
 
     def __call__(self, event: Event) -> None:
@@ -84,8 +86,10 @@ class LiveDisplay:
         elif isinstance(event, SetpointSent):
             self.levels = event.intensity
         elif isinstance(event, ClampApplied) and len(self.notes) < 3:
-            self.notes.append(f"{_clock(event.t_s)} {event.zone}: {event.rule} "
-                              f"{event.wanted:.0%} -> {event.got:.0%}")
+            self.notes.append(
+                f"{_clock(event.t_s)} {event.zone}: {event.rule} "
+                f"{event.wanted:.0%} -> {event.got:.0%}"
+            )
         elif isinstance(event, Paused):
             self.status = f"paused: {event.reason}"
         elif isinstance(event, Resumed):
@@ -102,15 +106,21 @@ class LiveDisplay:
     def render(self) -> Group:
         """Build the panel for the current state."""
         head = Text.assemble(
-            (self.program, "bold"), f" on {self.profile}   ",
+            (self.program, "bold"),
+            f" on {self.profile}   ",
             (f"{self.phase} / {self.technique}", "cyan"),
             f"   {_clock(self.t_s)} of {_clock(self.duration_s)}, "
-            f"{_clock(self.duration_s - self.t_s)} left   ", (self.status, "yellow"),
+            f"{_clock(self.duration_s - self.t_s)} left   ",
+            (self.status, "yellow"),
         )
         table = Table.grid(padding=(0, 1))
         for zone, level, cap in zip(self.zones, self.levels, self.caps, strict=False):
-            table.add_row(f"{zone:>12}", ProgressBar(total=1.0, completed=level, width=40),
-                          f"{level:4.0%}", Text(f"cap {cap:.0%}", "dim"))
+            table.add_row(
+                f"{zone:>12}",
+                ProgressBar(total=1.0, completed=level, width=40),
+                f"{level:4.0%}",
+                Text(f"cap {cap:.0%}", "dim"),
+            )
         return Group(head, table, *(Text(n, "dim") for n in self.notes))
 
 
@@ -123,14 +133,16 @@ class PlainLines:
     def __call__(self, event: Event) -> None:
         line = None
         if isinstance(event, SessionStarted):
-            line = (f"{event.program} on {event.profile} ({event.endpoint}), "
-                    f"{_clock(event.duration_s)}")
+            line = (
+                f"{event.program} on {event.profile} ({event.endpoint}), {_clock(event.duration_s)}"
+            )
         elif isinstance(event, PhaseStarted):
             line = f"{_clock(event.t_s)}  phase: {event.name}"
         elif isinstance(event, StepStarted):
             line = f"{_clock(event.t_s)}    {event.technique} x{event.repetitions}"
         elif isinstance(event, Paused | Resumed | StopRequested | Fault):
-            line = f"{_clock(event.t_s)}  {event.kind}: {getattr(event, 'reason', '') or getattr(event, 'message', '')}"
+            why = getattr(event, "reason", "") or getattr(event, "message", "")
+            line = f"{_clock(event.t_s)}  {event.kind}: {why}"
         elif isinstance(event, AllOff):
             line = f"{_clock(event.t_s)}  all outputs off ({event.reason})"
         elif isinstance(event, SessionEnded):

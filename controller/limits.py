@@ -53,7 +53,9 @@ class SafetyLimits(BaseModel):
 DEFAULT_LIMITS: Final = SafetyLimits()
 
 
-def narrow(base: SafetyLimits, changes: dict[str, Any], *, allow_raise: bool = False) -> SafetyLimits:
+def narrow(
+    base: SafetyLimits, changes: dict[str, Any], *, allow_raise: bool = False
+) -> SafetyLimits:
     """Return `base` with `changes` applied; refuses to loosen a limit unless `allow_raise`."""
     looser = [
         name

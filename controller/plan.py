@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-from typing import TYPE_CHECKING
 
 from controller.timeline import Marker, Setpoint, Timeline
 from protocols.patterns import render_step
@@ -46,7 +46,9 @@ def _zone_map(profile: Profile) -> tuple[list[list[int]], list[str]]:
     return mapping, notes
 
 
-def compile_program(program: Program, profile: Profile, *, resolution_s: float | None = None) -> Timeline:
+def compile_program(
+    program: Program, profile: Profile, *, resolution_s: float | None = None
+) -> Timeline:
     """Turn a program into a timeline of per-device-zone setpoints (before the envelope)."""
     step_s = resolution_s or resolution_for(profile)
     mapping, notes = _zone_map(profile)
@@ -62,12 +64,18 @@ def compile_program(program: Program, profile: Profile, *, resolution_s: float |
         markers.append(Marker(t0, "phase", phase.name, phase.kind, duration_s=phase.duration_s))
         for step in phase.steps:
             markers.append(
-                Marker(t0, "step", step.technique.value, phase.kind, step.technique.value,
-                       step.repetitions, step.total_s)
+                Marker(
+                    t0,
+                    "step",
+                    step.technique.value,
+                    phase.kind,
+                    step.technique.value,
+                    step.repetitions,
+                    step.total_s,
+                )
             )
             mode = _mode_for(profile, step, mode_notes)
-            _sample_step(step, t0, step_s, mapping, anat_index, mode, profile,
-                         times, setpoints)
+            _sample_step(step, t0, step_s, mapping, anat_index, mode, profile, times, setpoints)
             phase_of.extend([phase.kind] * (len(times) - len(phase_of)))
             t0 += step.total_s
     notes.extend(mode_notes.values())
@@ -84,8 +92,10 @@ def _mode_for(profile: Profile, step: Step, notes: dict[str, str]) -> str | None
     mode = profile.technique_modes.get(step.technique)
     if mode is None:
         mode = next(iter(profile.modes))
-    notes.setdefault(step.technique.value,
-                     f"technique {step.technique.value} plays as the built-in mode '{mode}'")
+    notes.setdefault(
+        step.technique.value,
+        f"technique {step.technique.value} plays as the built-in mode '{mode}'",
+    )
     return mode
 
 

@@ -34,36 +34,66 @@ def step_rows(timeline: Timeline) -> list[dict[str, Any]]:
             peaks = [max(a, b) for a, b in zip(peaks, sp.levels, strict=True)]
             if sp.mode:
                 modes.add(sp.mode)
-        rows.append({"t_s": m.t_s, "phase": m.phase, "technique": m.label,
-                     "repetitions": m.repetitions, "duration_s": m.duration_s,
-                     "peak": [round(p, 4) for p in peaks], "modes": sorted(modes)})
+        rows.append(
+            {
+                "t_s": m.t_s,
+                "phase": m.phase,
+                "technique": m.label,
+                "repetitions": m.repetitions,
+                "duration_s": m.duration_s,
+                "peak": [round(p, 4) for p in peaks],
+                "modes": sorted(modes),
+            }
+        )
     return rows
 
 
-def plan_json(program: Program, profile: Profile, limits: SafetyLimits,
-              timeline: Timeline) -> dict[str, Any]:
+def plan_json(
+    program: Program, profile: Profile, limits: SafetyLimits, timeline: Timeline
+) -> dict[str, Any]:
     """Return the plan as a JSON-ready dict."""
     return {
-        "program": program.name, "profile": profile.name, "duration_s": timeline.duration_s,
-        "zones": list(timeline.zones), "limits": limits.model_dump(),
+        "program": program.name,
+        "profile": profile.name,
+        "duration_s": timeline.duration_s,
+        "zones": list(timeline.zones),
+        "limits": limits.model_dump(),
         "steps": step_rows(timeline),
-        "clamps": [{"t_s": c.t_s, "zone": c.zone, "rule": c.rule, "wanted": round(c.wanted, 4),
-                    "got": round(c.got, 4)} for c in timeline.clamps],
-        "notes": timeline.notes, "peak": round(timeline.peak(), 4),
+        "clamps": [
+            {
+                "t_s": c.t_s,
+                "zone": c.zone,
+                "rule": c.rule,
+                "wanted": round(c.wanted, 4),
+                "got": round(c.got, 4),
+            }
+            for c in timeline.clamps
+        ],
+        "notes": timeline.notes,
+        "peak": round(timeline.peak(), 4),
     }
 
 
-def print_plan(console: Console, program: Program, profile: Profile, limits: SafetyLimits,
-               timeline: Timeline) -> None:
+def print_plan(
+    console: Console, program: Program, profile: Profile, limits: SafetyLimits, timeline: Timeline
+) -> None:
     """Print the plan for people."""
-    console.print(f"[bold]{program.title}[/] ({program.name}) on {profile.info.title} "
-                  f"({profile.name}): {_mmss(timeline.duration_s)}")
-    table = Table("at", "phase", "technique", "x", "length",
-                  *(f"{z} peak" for z in timeline.zones), box=None)
+    console.print(
+        f"[bold]{program.title}[/] ({program.name}) on {profile.info.title} "
+        f"({profile.name}): {_mmss(timeline.duration_s)}"
+    )
+    table = Table(
+        "at", "phase", "technique", "x", "length", *(f"{z} peak" for z in timeline.zones), box=None
+    )
     for row in step_rows(timeline):
-        table.add_row(_mmss(row["t_s"]), row["phase"], row["technique"],
-                      str(row["repetitions"]), _mmss(row["duration_s"]),
-                      *(f"{p:.0%}" for p in row["peak"]))
+        table.add_row(
+            _mmss(row["t_s"]),
+            row["phase"],
+            row["technique"],
+            str(row["repetitions"]),
+            _mmss(row["duration_s"]),
+            *(f"{p:.0%}" for p in row["peak"]),
+        )
     console.print(table)
     if timeline.clamps:
         console.print("[bold]Where the safety envelope lowered the program:[/]")
@@ -71,8 +101,10 @@ def print_plan(console: Console, program: Program, profile: Profile, limits: Saf
         for c in timeline.clamps:
             seen[(c.zone, c.rule)] = seen.get((c.zone, c.rule), 0) + 1
             if seen[(c.zone, c.rule)] <= 3:
-                console.print(f"  {_mmss(c.t_s)}-{_mmss(c.until_s)} {c.zone}: {c.rule}, "
-                              f"up to {c.wanted:.0%} asked, {c.got:.0%} played")
+                console.print(
+                    f"  {_mmss(c.t_s)}-{_mmss(c.until_s)} {c.zone}: {c.rule}, "
+                    f"up to {c.wanted:.0%} asked, {c.got:.0%} played"
+                )
         hidden = sum(max(0, n - 3) for n in seen.values())
         if hidden:
             console.print(f"  (and {hidden} more of the same kinds)")
@@ -90,10 +122,16 @@ def plot_plan(timeline: Timeline, profile: Profile, path: Path) -> None:
     except ImportError as exc:
         from controller.errors import UsageError
 
-        raise UsageError("plotting needs matplotlib.",
-                         hint="Install it with: pip install 'cushion[plot]'.") from exc
-    fig, axes = plt.subplots(len(timeline.zones), 1, sharex=True,
-                             figsize=(12, 1.4 * len(timeline.zones) + 1), squeeze=False)
+        raise UsageError(
+            "plotting needs matplotlib.", hint="Install it with: pip install 'cushion[plot]'."
+        ) from exc
+    fig, axes = plt.subplots(
+        len(timeline.zones),
+        1,
+        sharex=True,
+        figsize=(12, 1.4 * len(timeline.zones) + 1),
+        squeeze=False,
+    )
     minutes = [t / 60 for t in timeline.times]
     for z, zone in enumerate(timeline.zones):
         ax = axes[z][0]

@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 
 def plan(program: Program, profile: Profile, limits: SafetyLimits) -> Timeline:
     """Compile a program for a cushion and pass it through the safety envelope."""
-    return apply_envelope(compile_program(program, profile), profile, limits,
-                          sparing=program.sparing)
+    return apply_envelope(
+        compile_program(program, profile), profile, limits, sparing=program.sparing
+    )
 
 
 @dataclass(slots=True)
@@ -69,17 +70,30 @@ async def run_program(
         transport = transport or open_transport(endpoint, profile)
         device = Device(transport, profile, limits, emit=emit, sparing=program.sparing)
         session = Session(timeline, device, emit=emit)
-        caps = tuple(min(c for c, _ in rules)
-                     for rules in zone_caps(profile, limits, sparing=program.sparing))
+        caps = tuple(
+            min(c for c, _ in rules)
+            for rules in zone_caps(profile, limits, sparing=program.sparing)
+        )
         await stack.enter_async_context(device)
         loop = asyncio.get_running_loop()
         if options.handle_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, _on_signal, session, sig)
                 stack.callback(loop.remove_signal_handler, sig)
-        emit(SessionStarted(0.0, program.name, profile.name, str(options.endpoint),
-                            timeline.duration_s, timeline.zones, caps, limits.ramp_per_s,
-                            profile.intensity.max, tuple(timeline.notes)))
+        emit(
+            SessionStarted(
+                0.0,
+                program.name,
+                profile.name,
+                str(options.endpoint),
+                timeline.duration_s,
+                timeline.zones,
+                caps,
+                limits.ramp_per_s,
+                profile.intensity.max,
+                tuple(timeline.notes),
+            )
+        )
         return await session.run()
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -90,6 +104,7 @@ _signal_tasks: set[asyncio.Task[None]] = set()
 def _on_signal(session: Session, sig: signal.Signals) -> None:
     # Stop beats everything: a signal cuts the outputs at once instead of ramping down.
     task = asyncio.get_running_loop().create_task(
-        session.emergency_stop(f"interrupted ({sig.name})", exit_code=EXIT_INTERRUPTED))
+        session.emergency_stop(f"interrupted ({sig.name})", exit_code=EXIT_INTERRUPTED)
+    )
     _signal_tasks.add(task)
     task.add_done_callback(_signal_tasks.discard)

@@ -19,7 +19,9 @@ _EPS = 1e-9
 _REPORT_MIN = 0.005
 
 
-def zone_caps(profile: Profile, limits: SafetyLimits, *, sparing: bool) -> list[list[tuple[float, str]]]:
+def zone_caps(
+    profile: Profile, limits: SafetyLimits, *, sparing: bool
+) -> list[list[tuple[float, str]]]:
     """Return, per zone, the static caps that apply to it with the rule's name."""
     caps: list[list[tuple[float, str]]] = []
     for zone in profile.zones:
@@ -49,8 +51,9 @@ class _ClampLog:
         at = self.open.get(key)
         if at is not None and t - self.records[at].until_s <= _CLAMP_MERGE_S:
             old = self.records[at]
-            self.records[at] = replace(old, wanted=max(old.wanted, wanted),
-                                       got=min(old.got, got), until_s=t)
+            self.records[at] = replace(
+                old, wanted=max(old.wanted, wanted), got=min(old.got, got), until_s=t
+            )
         else:
             self.open[key] = len(self.records)
             self.records.append(Clamp(t, self.zones[zone], rule, wanted, got, t))
@@ -82,14 +85,17 @@ def apply_envelope(
         # The sample is held until the next one: the ramp-down cap must hold at that end too.
         hold_end = np.append(times[1:], end)
         remaining = end - hold_end
-        cap = np.where(remaining < limits.final_ramp_down_s,
-                       limits.max_intensity * remaining / limits.final_ramp_down_s, np.inf)
-        rules.append(("final ramp-down", np.repeat(cap[:, None], zones, axis=1)))
+        ramp_end = np.where(
+            remaining < limits.final_ramp_down_s,
+            limits.max_intensity * remaining / limits.final_ramp_down_s,
+            np.inf,
+        )
+        rules.append(("final ramp-down", np.repeat(ramp_end[:, None], zones, axis=1)))
     log = _ClampLog(timeline.zones)
     value = wanted.copy()
-    for rule, cap in rules:
-        _note(log, rule, times, value, cap)
-        np.minimum(value, cap, out=value)
+    for rule, limit in rules:
+        _note(log, rule, times, value, limit)
+        np.minimum(value, limit, out=value)
     allowed = _ramp_allowance(times, value.max(axis=1, initial=0.0), limits.ramp_per_s)
     ramp_cap = np.repeat(allowed[:, None], zones, axis=1)
     _note(log, "ramp rule", times, value, ramp_cap)
@@ -97,8 +103,16 @@ def apply_envelope(
     np.maximum(value, 0.0, out=value)
     log.records.sort(key=lambda c: (c.t_s, c.zone))
     out = _finish(timeline, value.tolist(), profile, limits)
-    return Timeline(timeline.zones, list(timeline.times), out, end, list(timeline.markers),
-                    log.records, list(timeline.notes), list(timeline.phase_of))
+    return Timeline(
+        timeline.zones,
+        list(timeline.times),
+        out,
+        end,
+        list(timeline.markers),
+        log.records,
+        list(timeline.notes),
+        list(timeline.phase_of),
+    )
 
 
 def _check_length(duration_s: float, profile: Profile, limits: SafetyLimits) -> None:
@@ -109,15 +123,19 @@ def _check_length(duration_s: float, profile: Profile, limits: SafetyLimits) -> 
     if duration_s > limits.session_max_s + _EPS:
         raise PlanError(
             f"the program lasts {minutes:.1f} min, longer than the session cap of "
-            f"{limits.session_max_s / 60:.1f} min.", key="limits.session_max_s",
-            hint="Choose a shorter program (see 'cushion programs').")
+            f"{limits.session_max_s / 60:.1f} min.",
+            key="limits.session_max_s",
+            hint="Choose a shorter program (see 'cushion programs').",
+        )
     auto_off = profile.limits.auto_off_s
     if auto_off is not None and duration_s > auto_off + _EPS:
         # Running on would mean switching the cushion back on after its own safety time-out.
         raise PlanError(
             f"the program lasts {minutes:.1f} min but the cushion '{profile.name}' switches "
-            f"itself off after {auto_off / 60:.0f} min.", key="limits.auto_off_s",
-            hint="Choose a program that fits, such as lumbar-short (15 min).")
+            f"itself off after {auto_off / 60:.0f} min.",
+            key="limits.auto_off_s",
+            hint="Choose a program that fits, such as lumbar-short (15 min).",
+        )
 
 
 def _ramp_allowance(times: np.ndarray, demand: np.ndarray, rate: float) -> np.ndarray:
@@ -134,16 +152,16 @@ def _ramp_allowance(times: np.ndarray, demand: np.ndarray, rate: float) -> np.nd
     return allowed
 
 
-def _note(log: _ClampLog, rule: str, times: np.ndarray, value: np.ndarray,
-          cap: np.ndarray) -> None:
+def _note(log: _ClampLog, rule: str, times: np.ndarray, value: np.ndarray, cap: np.ndarray) -> None:
     """Record where `cap` lowers `value` by more than the reporting threshold."""
     hit = np.argwhere(value - cap > _REPORT_MIN)
     for i, z in hit.tolist():
         log.note(float(times[i]), z, rule, float(value[i, z]), float(cap[i, z]))
 
 
-def _finish(timeline: Timeline, levels: list[list[float]], profile: Profile,
-            limits: SafetyLimits) -> list[Setpoint]:
+def _finish(
+    timeline: Timeline, levels: list[list[float]], profile: Profile, limits: SafetyLimits
+) -> list[Setpoint]:
     """Apply the heat and frequency rules and build the setpoints."""
     heat_levels = profile.heat.levels if profile.heat is not None else 0
     freq = profile.frequency

@@ -87,8 +87,9 @@ class Session:
         self._resume.set()
         self._control.set()
 
-    async def emergency_stop(self, reason: str = "emergency stop", *,
-                             exit_code: int = EXIT_INTERRUPTED) -> None:
+    async def emergency_stop(
+        self, reason: str = "emergency stop", *, exit_code: int = EXIT_INTERRUPTED
+    ) -> None:
         """Cut every output at once, bypassing the plan, the queue and the slew limit."""
         if self._emergency is None:
             self._emergency = reason
@@ -121,12 +122,18 @@ class Session:
             result = SessionResult("device-error", EXIT_DEVICE, str(_first(group)))
         except* SafetyStop as group:
             result = SessionResult("safety", EXIT_SAFETY, str(_first(group)))
-        self.emit(SessionEnded(self._t(), result.outcome, result.exit_code,
-                               {"message": result.message, "position_s": round(self._position_s, 3)}))
+        self.emit(
+            SessionEnded(
+                self._t(),
+                result.outcome,
+                result.exit_code,
+                {"message": result.message, "position_s": round(self._position_s, 3)},
+            )
+        )
         return result
 
     async def _play(self) -> SessionResult:
-        loop = asyncio.get_running_loop()
+        asyncio.get_running_loop()
         tl = self.timeline
         times, setpoints = tl.times, tl.setpoints
         markers = tl.markers
@@ -201,8 +208,11 @@ class Session:
         changed = np.ones(len(tl.setpoints), dtype=bool)
         changed[1:] = (wire[1:] != wire[:-1]).any(axis=1)
         others = [(sp.frequency_hz, sp.heat, sp.mode) for sp in tl.setpoints]
-        return [i for i in range(len(others))
-                if changed[i] or i in marks or (i and others[i] != others[i - 1])]
+        return [
+            i
+            for i in range(len(others))
+            if changed[i] or i in marks or (i and others[i] != others[i - 1])
+        ]
 
     async def _hold(self) -> float:
         """Keep outputs off while paused; return how long the pause lasted."""
@@ -226,8 +236,9 @@ class Session:
             if self._emergency is not None:
                 return
             f = 1.0 - k / steps
-            self.device.set(Setpoint(tuple(v * f for v in last.levels), last.frequency_hz, None,
-                                     last.mode))
+            self.device.set(
+                Setpoint(tuple(v * f for v in last.levels), last.frequency_hz, None, last.mode)
+            )
             await sleep_until(start + STOP_RAMP_S * k / steps)
 
     def _t(self) -> float:

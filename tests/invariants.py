@@ -28,7 +28,8 @@ class Ramp:
                 for t0, c0 in history:
                     if ceiling - c0 > self.rate_per_s * (t - t0) + self.quantum + 1e-6:
                         self.violations.append(
-                            f"ceiling rose {c0:.3f}->{ceiling:.3f} in {t - t0:.2f} s")
+                            f"ceiling rose {c0:.3f}->{ceiling:.3f} in {t - t0:.2f} s"
+                        )
                         break
                 history.append((t, ceiling))
         return self.violations
@@ -39,8 +40,9 @@ def wire_points(recorder: object, levels_max: int) -> list[tuple[float, float]]:
     from hil.recorder import Recorder
 
     assert isinstance(recorder, Recorder)
-    changes = sorted((t, z, level) for z in range(recorder.zone_count)
-                     for t, level in recorder.levels(z))
+    changes = sorted(
+        (t, z, level) for z in range(recorder.zone_count) for t, level in recorder.levels(z)
+    )
     current = [recorder.off_level] * recorder.zone_count
     points = []
     for t, z, level in changes:

@@ -37,10 +37,19 @@ def programs(draw: st.DrawFn) -> Program:
     """Draw a short valid program: optional introductory phase, a main phase, a final phase."""
     phases = []
     if draw(st.booleans()):
-        phases.append(Phase(name="intro", kind="introductory",
-                            steps=tuple(draw(st.lists(steps(), min_size=1, max_size=2)))))
-    phases.append(Phase(name="main", kind="main",
-                        steps=tuple(draw(st.lists(steps(), min_size=1, max_size=4)))))
+        phases.append(
+            Phase(
+                name="intro",
+                kind="introductory",
+                steps=tuple(draw(st.lists(steps(), min_size=1, max_size=2))),
+            )
+        )
+    phases.append(
+        Phase(
+            name="main", kind="main", steps=tuple(draw(st.lists(steps(), min_size=1, max_size=4)))
+        )
+    )
     phases.append(Phase(name="final", kind="final", steps=(draw(steps(falling=True)),)))
-    return Program(name="generated", title="Generated", sparing=draw(st.booleans()),
-                   phases=tuple(phases))
+    return Program(
+        name="generated", title="Generated", sparing=draw(st.booleans()), phases=tuple(phases)
+    )

@@ -57,12 +57,18 @@ def simulate(
     async def main() -> SessionResult:
         transport = SimTransport(Endpoint("sim", prof.name), prof, sim)
         if during is None:
-            return await run_program(prog, prof, limits, RunOptions(Endpoint("sim", prof.name),
-                                     handle_signals=False), emit=events.append,
-                                     transport=transport)
+            return await run_program(
+                prog,
+                prof,
+                limits,
+                RunOptions(Endpoint("sim", prof.name), handle_signals=False),
+                emit=events.append,
+                transport=transport,
+            )
         timeline = plan(prog, prof, limits)
-        async with Device(transport, prof, limits, emit=events.append,
-                          sparing=prog.sparing) as device:
+        async with Device(
+            transport, prof, limits, emit=events.append, sparing=prog.sparing
+        ) as device:
             session = Session(timeline, device, emit=events.append)
             runner = asyncio.create_task(session.run())
             await during(session, sim)

@@ -19,8 +19,9 @@ CLI = [sys.executable, "-m", "controller.cli"]
 
 def cushion(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run the CLI to completion and return what it did."""
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def events(stdout: str) -> list[dict[str, object]]:
@@ -51,9 +52,11 @@ def test_run_lumbar_classic_at_max_speed_respects_the_envelope() -> None:
 
 def test_bad_program_file_names_file_line_and_key(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text('[program]\nname = "x"\ntitle = "X"\n\n[[phase]]\nname = "m"\nkind = "main"\n'
-                   '[[phase.step]]\ntechnique = "stroking"\nzones = ["back"]\nduration = "1:00"\n'
-                   'intensity = "150%"\n')
+    bad.write_text(
+        '[program]\nname = "x"\ntitle = "X"\n\n[[phase]]\nname = "m"\nkind = "main"\n'
+        '[[phase.step]]\ntechnique = "stroking"\nzones = ["back"]\nduration = "1:00"\n'
+        'intensity = "150%"\n'
+    )
     done = cushion("run", str(bad), "--speed", "max")
     assert done.returncode == 2
     assert f"{bad}:12" in done.stderr and "intensity" in done.stderr
@@ -75,15 +78,32 @@ def test_bad_profile_file_is_refused(tmp_path: Path) -> None:
     assert "stop" in done.stderr
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (["run", "no-such-program"], "lumbar-classic"),
-    (["run", "lumbar-classic", "--speed", "fast"], "--speed"),
-    (["run", "lumbar-classic", "--port", "/dev/ttyUSB9", "--profile", "lp4-ascii", "--speed", "10"],
-     "real time"),
-    (["run", "lumbar-classic", "--port", "/dev/ttyUSB9"], "--profile"),
-    (["run", "lumbar-classic", "--profile", "remote-stepper", "--speed", "max"], "lumbar-short"),
-    (["run", "lumbar-classic", "--max-intensity", "150"], "percentage"),
-])
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run", "no-such-program"], "lumbar-classic"),
+        (["run", "lumbar-classic", "--speed", "fast"], "--speed"),
+        (
+            [
+                "run",
+                "lumbar-classic",
+                "--port",
+                "/dev/ttyUSB9",
+                "--profile",
+                "lp4-ascii",
+                "--speed",
+                "10",
+            ],
+            "real time",
+        ),
+        (["run", "lumbar-classic", "--port", "/dev/ttyUSB9"], "--profile"),
+        (
+            ["run", "lumbar-classic", "--profile", "remote-stepper", "--speed", "max"],
+            "lumbar-short",
+        ),
+        (["run", "lumbar-classic", "--max-intensity", "150"], "percentage"),
+    ],
+)
 def test_bad_options_exit_2_with_a_hint(args: list[str], needle: str) -> None:
     done = cushion(*args)
     assert done.returncode == 2, done.stderr
@@ -112,8 +132,16 @@ def test_a_device_that_never_answers_exits_3() -> None:
     tty.setraw(master)
     tty.setraw(slave)
     try:
-        done = cushion("run", "lumbar-short", "--port", os.ttyname(slave), "--profile",
-                       "lp4-ascii", "--json", timeout=60)
+        done = cushion(
+            "run",
+            "lumbar-short",
+            "--port",
+            os.ttyname(slave),
+            "--profile",
+            "lp4-ascii",
+            "--json",
+            timeout=60,
+        )
     finally:
         os.close(slave)
         os.close(master)
@@ -123,8 +151,12 @@ def test_a_device_that_never_answers_exits_3() -> None:
 
 @pytest.mark.realtime
 def test_sigint_cuts_the_outputs_and_exits_130() -> None:
-    proc = subprocess.Popen([*CLI, "run", "lumbar-classic", "--speed", "20", "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*CLI, "run", "lumbar-classic", "--speed", "20", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     for line in proc.stdout:  # wait for the session to be under way, not for a clock
         if json.loads(line)["kind"] == "setpoint":
@@ -150,8 +182,13 @@ def test_plan_json_and_plot(tmp_path: Path) -> None:
 
 
 def test_listing_checking_and_schema() -> None:
-    for args in (["programs"], ["profiles"], ["profile", "check", "vb6-binary"],
-                 ["profile", "check", "remote-stepper"], ["program", "check", "lumbar-classic"]):
+    for args in (
+        ["programs"],
+        ["profiles"],
+        ["profile", "check", "vb6-binary"],
+        ["profile", "check", "remote-stepper"],
+        ["program", "check", "lumbar-classic"],
+    ):
         done = cushion(*args)
         assert done.returncode == 0, (args, done.stderr)
     schema = json.loads(cushion("profile", "schema").stdout)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import itertools
 from pathlib import Path
 
 import pytest
@@ -24,11 +25,14 @@ from tests.invariants import assert_wire_respects_envelope, wire_points
 from tests.support import simulate
 
 
-
-@pytest.mark.parametrize(("program", "profile"), [
-    ("lumbar-classic", "lp4-ascii"), ("lumbar-classic", "vb6-binary"),
-    ("lumbar-short", "remote-stepper"),  # a 15-minute auto-off cushion gets the short program
-])
+@pytest.mark.parametrize(
+    ("program", "profile"),
+    [
+        ("lumbar-classic", "lp4-ascii"),
+        ("lumbar-classic", "vb6-binary"),
+        ("lumbar-short", "remote-stepper"),  # a 15-minute auto-off cushion gets the short program
+    ],
+)
 def test_builtin_programs_run_safely_on_every_profile(program: str, profile: str) -> None:
     run = simulate(program, profile)
     assert run.result.outcome == "done" and run.result.exit_code == 0
@@ -44,7 +48,9 @@ def test_builtin_programs_run_safely_on_every_profile(program: str, profile: str
     assert max(rec.max_level(z) for z in range(rec.zone_count)) > 0
 
 
-@pytest.mark.parametrize("program", ["lumbar-osteochondrosis", "radiculitis-gentle", "lumbar-short"])
+@pytest.mark.parametrize(
+    "program", ["lumbar-osteochondrosis", "radiculitis-gentle", "lumbar-short"]
+)
 def test_other_builtin_programs_run_safely(program: str) -> None:
     run = simulate(program, "vb6-binary")
     assert run.result.exit_code == 0
@@ -96,7 +102,7 @@ def test_stop_ramps_down_then_turns_everything_off() -> None:
     assert isinstance(rec.commands()[-1], Stop)
     assert 600 + 2.5 <= stop_t <= 600 + 3.5  # a controlled ramp-down, not a cut
     falling = [(t, v) for t, v in wire_points(rec, 255) if 600 <= t < stop_t]
-    assert all(b[1] <= a[1] for a, b in zip(falling, falling[1:], strict=False))
+    assert all(b[1] <= a[1] for a, b in itertools.pairwise(falling))
     rec.assert_all_off_at_end()
 
 
@@ -134,7 +140,7 @@ def test_link_loss_ends_the_session_with_exit_3() -> None:
 
     async def during(session: Session, cushion: SimulatedCushion) -> None:
         await asyncio.sleep(300)
-        link = session.device.transport._link  # noqa: SLF001 - the simulated cable
+        link = session.device.transport._link
         assert link is not None
         transport_box.append(session.device.transport)  # type: ignore[arg-type]
         link.disconnect()
@@ -186,7 +192,11 @@ def test_only_the_device_facade_writes_to_a_transport() -> None:
     for path in root.rglob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and node.func.attr == "write" and "transport" in ast.unparse(node.func.value)):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "write"
+                and "transport" in ast.unparse(node.func.value)
+            ):
                 writers.append(f"{path.name}:{node.lineno}")
     assert len(writers) == 1 and writers[0].startswith("device.py"), writers

@@ -44,8 +44,10 @@ def parse_endpoint(text: str) -> Endpoint:
         scheme, rest = text.split(":", 1)
     address, _, query = rest.partition("?")
     if not address:
-        raise UsageError(f"endpoint '{text}' has no address.",
-                         hint="Write it as serial:/dev/ttyUSB0 or sim:PROFILE.")
+        raise UsageError(
+            f"endpoint '{text}' has no address.",
+            hint="Write it as serial:/dev/ttyUSB0 or sim:PROFILE.",
+        )
     return Endpoint(scheme, address, dict(parse_qsl(query)))
 
 

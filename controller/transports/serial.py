@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import serial
 import serial_asyncio_fast
@@ -33,10 +34,11 @@ class SerialTransport(Transport):
         """Open the port with the profile's link settings (overridable with `?baud=`)."""
         link = self.profile.serial
         baud = int(self.endpoint.options.get("baud", link.baudrate if link else 9600))
-        kwargs: dict[str, object] = {"baudrate": baud}
+        kwargs: dict[str, Any] = {"baudrate": baud}
         if link is not None:
             kwargs.update(
-                bytesize=link.bytesize, parity=_PARITY.get(link.parity, serial.PARITY_NONE),
+                bytesize=link.bytesize,
+                parity=_PARITY.get(link.parity, serial.PARITY_NONE),
                 stopbits=link.stopbits,
             )
         try:
@@ -44,18 +46,17 @@ class SerialTransport(Transport):
                 url=self.endpoint.address, **kwargs
             )
         except serial.SerialException as exc:
-            raise DeviceError(f"cannot open serial port {self.endpoint.address}: {exc}.",
-                              hint=_hint(exc)) from exc
+            raise DeviceError(
+                f"cannot open serial port {self.endpoint.address}: {exc}.", hint=_hint(exc)
+            ) from exc
 
     async def close(self) -> None:
         """Close the port."""
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
-            try:
+            with contextlib.suppress(OSError, TimeoutError, serial.SerialException):
                 await asyncio.wait_for(writer.wait_closed(), 0.5)
-            except (OSError, TimeoutError, serial.SerialException):
-                pass
 
     async def write(self, data: bytes) -> None:
         """Write a frame and drain (a gone device is only noticed by drain)."""

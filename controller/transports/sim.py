@@ -19,8 +19,9 @@ class SimTransport(Transport):
 
     name = "sim"
 
-    def __init__(self, endpoint: Endpoint, profile: Profile,
-                 cushion: SimulatedCushion | None = None) -> None:
+    def __init__(
+        self, endpoint: Endpoint, profile: Profile, cushion: SimulatedCushion | None = None
+    ) -> None:
         super().__init__(endpoint, profile)
         from hil.cushion import SimulatedCushion
 
