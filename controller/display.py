@@ -85,11 +85,13 @@ class LiveDisplay:
             self.technique = event.technique
         elif isinstance(event, SetpointSent):
             self.levels = event.intensity
-        elif isinstance(event, ClampApplied) and len(self.notes) < 3:
-            self.notes.append(
+        elif isinstance(event, ClampApplied) and event.wanted - event.got >= 0.01:
+            # The last few clamps a person could feel, newest last.
+            self.notes = [
+                *self.notes[-2:],
                 f"{_clock(event.t_s)} {event.zone}: {event.rule} "
-                f"{event.wanted:.0%} -> {event.got:.0%}"
-            )
+                f"lowered {event.wanted:.0%} to {event.got:.0%}",
+            ]
         elif isinstance(event, Paused):
             self.status = f"paused: {event.reason}"
         elif isinstance(event, Resumed):

@@ -8,6 +8,8 @@ import itertools
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from controller.device import Device
 from controller.events import AllOff, Paused, Resumed, SessionEnded, SetpointSent
@@ -22,6 +24,8 @@ from firmware_profiles.commands import Press, SetAll, SetZone, Stop
 from hil.cushion import SimulatedCushion
 from hil.vtime import run_virtual
 from tests.invariants import assert_wire_respects_envelope, wire_points
+from protocols import Program
+from tests.strategies import programs
 from tests.support import simulate
 
 
@@ -200,3 +204,15 @@ def test_only_the_device_facade_writes_to_a_transport() -> None:
             ):
                 writers.append(f"{path.name}:{node.lineno}")
     assert len(writers) == 1 and writers[0].startswith("device.py"), writers
+
+
+@settings(max_examples=25, deadline=None)
+@given(program=programs(), profile=st.sampled_from(["lp4-ascii", "vb6-binary", "remote-stepper"]))
+def test_bytes_the_simulator_receives_never_break_the_envelope(
+    program: Program, profile: str
+) -> None:
+    run = simulate(program, profile)
+    assert run.result.exit_code == 0, run.result
+    assert_wire_respects_envelope(run, DEFAULT_LIMITS)
+    run.cushion.recorder.assert_no("refused")
+    run.cushion.recorder.assert_no("watchdog")
