@@ -23,8 +23,8 @@ from firmware_profiles import load_profile
 from firmware_profiles.commands import Press, SetAll, SetZone, Stop
 from hil.cushion import SimulatedCushion
 from hil.vtime import run_virtual
-from tests.invariants import assert_wire_respects_envelope, wire_points
 from protocols import Program
+from tests.invariants import assert_wire_respects_envelope, wire_points
 from tests.strategies import programs
 from tests.support import simulate
 
