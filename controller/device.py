@@ -8,6 +8,7 @@ and resume; updates are coalesced (latest value wins); a halt pre-empts everythi
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -16,7 +17,7 @@ import numpy as np
 
 from controller.clock import sleep_until
 from controller.errors import DeviceError, DeviceRejected, DeviceTimeout, LinkLost
-from controller.events import AllOff, ClampApplied, Emit, Fault, SetpointSent
+from controller.events import AllOff, ClampApplied, Emit, Fault, LinkDown, LinkUp, SetpointSent
 from controller.safety import zone_caps
 from controller.timeline import Setpoint
 from firmware_profiles import Codec
@@ -36,6 +37,8 @@ from firmware_profiles.commands import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from controller.limits import SafetyLimits
     from controller.transports.base import Transport
     from firmware_profiles import Profile
@@ -46,6 +49,9 @@ _EPS = 1e-6
 _MAX_RAMP_GAP_S = 0.25
 _BAD_FRAMES_BEFORE_FAULT = 3
 _PRESS_RETRIES = 2
+_STOP_DELIVERY_S = 10.0
+_BACKOFF_MIN_S = 0.2
+_BACKOFF_MAX_S = 10.0
 _REAL_REPLY_FLOOR_S = 0.1
 _NAKS_BEFORE_FAULT = 3
 # Stay this far under the device's update rate: USB adapters and radios bunch frames up.
@@ -74,8 +80,12 @@ class Device:
         *,
         emit: Emit,
         sparing: bool = False,
+        reconnect: bool = False,
+        on_link: Callable[[bool], None] | None = None,
     ) -> None:
         self.transport = transport
+        self.reconnect = reconnect
+        self.on_link = on_link
         self.profile = profile
         self.codec = Codec(profile)
         self.limits = limits
@@ -108,6 +118,7 @@ class Device:
         self._acks = bool(profile.limits.ack_every_command)
         self._opened = False
         self._reply_timeout = profile.limits.reply_timeout_s
+        self._link_up = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -115,6 +126,7 @@ class Device:
         """Open the link and put the cushion in a known state: everything off."""
         await self.transport.open()
         self._opened = True
+        self._link_up.set()
         loop = asyncio.get_running_loop()
         # A sped-up simulator clock shrinks real reply time too; keep a floor in real time.
         speed = float(getattr(loop, "speed", 1.0))
@@ -132,11 +144,14 @@ class Device:
         if self._opened:
             sent = False
             try:
-                await asyncio.wait_for(self._send(Stop()), max(0.5, self._reply_timeout))
-                sent = True
+                if not self._link_up.is_set() and self.reconnect:
+                    # A stop asked for while the link was down is delivered on reconnect.
+                    await asyncio.wait_for(self._restore(), _STOP_DELIVERY_S)
+                else:
+                    sent = await asyncio.wait_for(self._send(Stop()), max(0.5, self._reply_timeout))
             except (DeviceError, OSError, TimeoutError):
                 pass
-            self.emit(AllOff(self._t(), sent, reason))
+            self.emit(AllOff(self._t(), sent or self._link_up.is_set(), reason))
         self._opened = False
         await self.transport.close()
 
@@ -159,9 +174,9 @@ class Device:
         self._halted = True
         self._final = self._final or final
         self._desired = Setpoint((0.0,) * self._n)
-        await self._send(Stop())
+        sent = await self._send(Stop())
         self._sent = Target((0,) * self._n, None, None, self._sent.mode if self._sent else None)
-        self.emit(AllOff(self._t(), True, reason))
+        self.emit(AllOff(self._t(), sent, reason))
 
     def resume(self) -> None:
         """Let outputs flow again, ramping from zero (after open, pause or reconnect)."""
@@ -225,14 +240,59 @@ class Device:
     async def _reader_loop(self) -> None:
         parser = self.codec.reply_parser()
         while True:
-            data = await self.transport.read()
+            try:
+                data = await self.transport.read()
+            except LinkLost as exc:
+                if not self.reconnect:
+                    raise
+                self._link_lost(str(exc))
+                await self._restore()
+                parser = self.codec.reply_parser()
+                continue
             for item in parser.feed(data):
                 self._on_reply(item)
+
+    def _link_lost(self, why: str) -> None:
+        """Treat every output as off and tell the session; the device's watchdog does the rest."""
+        if not self._link_up.is_set():
+            return
+        self._link_up.clear()
+        self._halted = True
+        self._pending_acks.clear()
+        self._status = None
+        self.emit(LinkDown(self._t(), why))
+        if self.on_link is not None:
+            self.on_link(False)
+
+    async def _restore(self) -> None:
+        """Reconnect with backoff and jitter; the first frame on the new link is all-off."""
+        attempt = 0
+        while not self._link_up.is_set():
+            await self.transport.close()
+            try:
+                await self.transport.open()
+            except DeviceError as exc:
+                attempt += 1
+                # Jittered exponential backoff, as bleak-retry-connector and led-ble do:
+                # many cushions coming back at once must not storm the adapter.
+                delay = _BACKOFF_MIN_S + random.uniform(0, min(_BACKOFF_MAX_S, 1.5**attempt))
+                self.emit(Fault(self._t(), f"reconnect attempt {attempt} failed: {exc}"))
+                await asyncio.sleep(delay)
+                continue
+            self._link_up.set()
+        await self._send(Stop())
+        self._sent = Target((0,) * self._n)
+        self._ceiling, self._ceiling_t = 0.0, asyncio.get_running_loop().time()
+        self.emit(LinkUp(self._t()))
+        if self.on_link is not None and not self._final:
+            self.on_link(True)
 
     async def _keepalive_loop(self) -> None:
         loop = asyncio.get_running_loop()
         limits = self.profile.limits
         while True:
+            if not self._link_up.is_set():
+                await self._link_up.wait()
             now = loop.time()
             deadlines = [now + 1.0]
             if self._pending_acks:
@@ -445,17 +505,26 @@ class Device:
 
     # -- the wire ----------------------------------------------------------------------------
 
-    async def _send(self, command: Command) -> None:
+    async def _send(self, command: Command) -> bool:
         """Encode and write one command: the single place bytes leave for the cushion."""
         if self._halted and not isinstance(command, Stop | Keepalive | Query):
-            return  # a halt always wins over updates that were already on their way
+            return False  # a halt always wins over updates that were already on their way
+        if not self._link_up.is_set():
+            return False  # nothing to write to; all-off goes first once the link is back
         frame = self.codec.encode(command)
         loop = asyncio.get_running_loop()
         now = loop.time()
         if self._acks and not isinstance(command, Query):
             self._pending_acks.append(now)
         self._last_frame_t = now
-        await self.transport.write(frame)
+        try:
+            await self.transport.write(frame)
+        except LinkLost as exc:
+            if not self.reconnect:
+                raise
+            self._link_lost(str(exc))  # the reader loop reconnects
+            return False
+        return True
 
     def _on_reply(self, item: Reply | BadFrame) -> None:
         if isinstance(item, BadFrame):

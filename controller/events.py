@@ -103,6 +103,18 @@ class Fault(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class LinkDown(Event):
+    """The link to the cushion was lost; outputs count as off and the session pauses."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LinkUp(Event):
+    """The link is back and the all-off frame went first; outputs ramp from zero on resume."""
+
+
+@dataclass(frozen=True, slots=True)
 class StopRequested(Event):
     """A stop was asked for; `emergency` skips the ramp-down."""
 
@@ -136,6 +148,8 @@ _KIND: dict[type, str] = {
     Paused: "paused",
     Resumed: "resumed",
     Fault: "fault",
+    LinkDown: "link_down",
+    LinkUp: "link_up",
     StopRequested: "stop_requested",
     AllOff: "all_off",
     SessionEnded: "session_ended",

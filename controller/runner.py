@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,8 @@ class RunOptions:
     endpoint: Endpoint
     speed: float | None = None  # None = real time; inf = as fast as possible (simulator only)
     handle_signals: bool = True
+    auto_resume: bool = False  # after a reconnect, resume without waiting for the user
+    reconnect: bool | None = None  # None: as the transport prefers
 
 
 @contextlib.asynccontextmanager
@@ -68,8 +71,11 @@ async def run_program(
             port = await stack.enter_async_context(_pty_simulator(profile))
             endpoint = Endpoint("serial", port, {})
         transport = transport or open_transport(endpoint, profile)
-        device = Device(transport, profile, limits, emit=emit, sparing=program.sparing)
-        session = Session(timeline, device, emit=emit)
+        reconnect = transport.reconnects if options.reconnect is None else options.reconnect
+        device = Device(
+            transport, profile, limits, emit=emit, sparing=program.sparing, reconnect=reconnect
+        )
+        session = Session(timeline, device, emit=emit, auto_resume=options.auto_resume)
         caps = tuple(
             min(c for c, _ in rules)
             for rules in zone_caps(profile, limits, sparing=program.sparing)
@@ -80,6 +86,10 @@ async def run_program(
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, _on_signal, session, sig)
                 stack.callback(loop.remove_signal_handler, sig)
+        if options.handle_signals and reconnect and sys.stdin.isatty():
+            # Enter resumes a session paused by a lost link (or by the user).
+            loop.add_reader(sys.stdin.fileno(), _on_enter, session)
+            stack.callback(loop.remove_reader, sys.stdin.fileno())
         emit(
             SessionStarted(
                 0.0,
@@ -99,6 +109,11 @@ async def run_program(
 
 
 _signal_tasks: set[asyncio.Task[None]] = set()
+
+
+def _on_enter(session: Session) -> None:
+    sys.stdin.readline()
+    session.resume()
 
 
 def _on_signal(session: Session, sig: signal.Signals) -> None:

@@ -48,10 +48,14 @@ class SessionResult:
 class Session:
     """Runs one timeline on one device; pause, resume, stop and emergency stop at any time."""
 
-    def __init__(self, timeline: Timeline, device: Device, *, emit: Emit) -> None:
+    def __init__(
+        self, timeline: Timeline, device: Device, *, emit: Emit, auto_resume: bool = False
+    ) -> None:
         self.timeline = timeline
         self.device = device
         self.emit = emit
+        self.auto_resume = auto_resume
+        device.on_link = self.link_changed
         self.origin = 0.0
         self._position_s = 0.0
         self._paused = False
@@ -60,6 +64,7 @@ class Session:
         self._emergency: str | None = None
         self._exit_code = EXIT_DONE
         self._pause_reason = "paused"
+        self._holding = False
         self._control = asyncio.Event()
 
     # -- control, callable from any task, a signal handler or a key press -----------------
@@ -70,6 +75,7 @@ class Session:
             self._paused = True
             self._resume.clear()
             self._pause_reason = reason
+            self.emit(Paused(self._t(), reason))
             self._control.set()
 
     def resume(self) -> None:
@@ -77,6 +83,11 @@ class Session:
         if self._paused:
             self._paused = False
             self._resume.set()
+            if not self._holding:
+                # Resumed before the hold began (a link back at once): the device was halted
+                # by the loss itself, so let it flow again, from zero.
+                self.device.resume()
+                self.emit(Resumed(self._t()))
 
     def stop(self, reason: str = "stopped by the user", *, exit_code: int = EXIT_DONE) -> None:
         """End the session with a short controlled ramp-down."""
@@ -99,6 +110,18 @@ class Session:
         self._resume.set()
         self._control.set()
         await self.device.halt(reason, final=True)
+
+    def link_changed(self, up: bool) -> None:
+        """Pause when the link drops; resume when it is back only if auto-resume was asked."""
+        if not up:
+            self.pause("link lost")
+        elif self.auto_resume:
+            self.resume()
+
+    @property
+    def paused(self) -> bool:
+        """Tell whether the session is paused (by the user or by a lost link)."""
+        return self._paused
 
     @property
     def position_s(self) -> float:
@@ -218,9 +241,12 @@ class Session:
         """Keep outputs off while paused; return how long the pause lasted."""
         loop = asyncio.get_running_loop()
         began = loop.time()
-        await self.device.halt(self._pause_reason, final=False)
-        self.emit(Paused(self._t(), self._pause_reason))
-        await self._resume.wait()
+        self._holding = True
+        try:
+            await self.device.halt(self._pause_reason, final=False)
+            await self._resume.wait()
+        finally:
+            self._holding = False
         if self._stop_reason is None:
             self.device.resume()
             self.emit(Resumed(self._t()))

@@ -44,10 +44,14 @@ def wire_points(recorder: object, levels_max: int) -> list[tuple[float, float]]:
         (t, z, level) for z in range(recorder.zone_count) for t, level in recorder.levels(z)
     )
     current = [recorder.off_level] * recorder.zone_count
-    points = []
+    points: list[tuple[float, float]] = []
     for t, z, level in changes:
         current[z] = level
-        points.append((t, max(current) / levels_max))
+        point = (t, max(current) / levels_max)
+        if points and points[-1][0] == t:
+            points[-1] = point  # one frame sets several zones: keep the state after all of them
+        else:
+            points.append(point)
     return points
 
 

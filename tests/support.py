@@ -47,6 +47,8 @@ def simulate(
     *,
     during: Callable[[Session, SimulatedCushion], Awaitable[None]] | None = None,
     cushion: SimulatedCushion | None = None,
+    reconnect: bool = False,
+    auto_resume: bool = False,
 ) -> Run:
     """Run a program on an in-process simulated cushion on the virtual clock."""
     prog = load_program(program) if isinstance(program, str) else program
@@ -67,9 +69,14 @@ def simulate(
             )
         timeline = plan(prog, prof, limits)
         async with Device(
-            transport, prof, limits, emit=events.append, sparing=prog.sparing
+            transport,
+            prof,
+            limits,
+            emit=events.append,
+            sparing=prog.sparing,
+            reconnect=reconnect,
         ) as device:
-            session = Session(timeline, device, emit=events.append)
+            session = Session(timeline, device, emit=events.append, auto_resume=auto_resume)
             runner = asyncio.create_task(session.run())
             await during(session, sim)
             return await runner

@@ -55,6 +55,7 @@ class Transport(ABC):
     """Moves bytes to and from one cushion; only `controller.device.Device` calls it."""
 
     name: str = "?"
+    reconnects: bool = False  # whether a lost link is worth reconnecting (radio) or final (cable)
 
     def __init__(self, endpoint: Endpoint, profile: Profile) -> None:
         self.endpoint = endpoint

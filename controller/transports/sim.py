@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from controller.errors import LinkLost
+from controller.errors import DeviceError, LinkLost
 from controller.transports.base import Transport
 
 if TYPE_CHECKING:
@@ -26,12 +26,20 @@ class SimTransport(Transport):
         from hil.cushion import SimulatedCushion
 
         self.cushion = cushion or SimulatedCushion(profile)
+        self.in_range = True  # tests switch this off to keep a reconnect from succeeding
         self._link: InProcessLink | None = None
+
+    @property
+    def link(self) -> InProcessLink | None:
+        """Return the simulated cable, so tests can pull it."""
+        return self._link
 
     async def open(self) -> None:
         """Attach to the simulated cushion."""
         from hil.links import InProcessLink
 
+        if not self.in_range:
+            raise DeviceError("the simulated cushion is out of range.")
         self._link = InProcessLink(self.cushion)
 
     async def close(self) -> None:

@@ -1,0 +1,91 @@
+"""Link loss and reconnection: pause, all-off first, ramp from zero, resume only when asked."""
+
+from __future__ import annotations
+
+import asyncio
+
+from controller.events import LinkDown, LinkUp, Paused, Resumed, SessionEnded
+from controller.limits import DEFAULT_LIMITS
+from controller.session import Session
+from controller.transports.sim import SimTransport
+from firmware_profiles.commands import Stop
+from hil.cushion import SimulatedCushion
+from tests.invariants import assert_wire_respects_envelope, wire_points
+from tests.support import simulate
+
+
+def _pull_cable(session: Session) -> SimTransport:
+    transport = session.device.transport
+    assert isinstance(transport, SimTransport) and transport.link is not None
+    transport.link.disconnect()
+    return transport
+
+
+def _commands_after(cushion: SimulatedCushion, t: float) -> list[object]:
+    return [e.detail for e in cushion.recorder.of("command") if e.t >= t]
+
+
+def test_auto_resume_sends_all_off_first_and_ramps_from_zero() -> None:
+    async def during(session: Session, cushion: SimulatedCushion) -> None:
+        await asyncio.sleep(600)
+        assert max(cushion.state.commanded) > 40
+        _pull_cable(session)
+
+    run = simulate("lumbar-classic", "vb6-binary", during=during, reconnect=True, auto_resume=True)
+    assert run.result.exit_code == 0
+    down, up = run.of(LinkDown)[0], run.of(LinkUp)[0]
+    assert down.t_s == 600 and up.t_s - down.t_s < 2  # backoff with jitter, no storm
+    assert run.of(Paused)[0].t_s == 600 and run.of(Resumed)[0].t_s >= up.t_s
+    assert isinstance(_commands_after(run.cushion, up.t_s)[0], Stop)  # all-off goes first
+    after = [(t, v) for t, v in wire_points(run.cushion.recorder, 255) if t > up.t_s]
+    assert 0 < after[0][1] <= 0.01  # ramping again from zero ...
+    assert after[0][0] - up.t_s < 1.0  # ... within a second of the link coming back
+    assert_wire_respects_envelope(run, DEFAULT_LIMITS)
+    ended = run.of(SessionEnded)[0]
+    assert ended.outcome == "done"
+
+
+def test_without_auto_resume_the_session_waits_for_the_user() -> None:
+    async def during(session: Session, cushion: SimulatedCushion) -> None:
+        await asyncio.sleep(600)
+        _pull_cable(session)
+        await asyncio.sleep(120)
+        assert session.paused and not any(cushion.state.commanded)  # link is back, still off
+        session.resume()
+
+    run = simulate("lumbar-classic", "vb6-binary", during=during, reconnect=True)
+    assert run.result.exit_code == 0
+    up = run.of(LinkUp)[0]
+    resumed = run.of(Resumed)[0]
+    assert resumed.t_s >= 720 > up.t_s
+    levels = [v for t, v in wire_points(run.cushion.recorder, 255) if up.t_s <= t < 720]
+    assert not any(levels)  # no stale intensity after the reconnect
+    assert_wire_respects_envelope(run, DEFAULT_LIMITS)
+
+
+def test_a_stop_asked_for_while_disconnected_is_sent_first_thing_on_reconnect() -> None:
+    async def during(session: Session, cushion: SimulatedCushion) -> None:
+        await asyncio.sleep(600)
+        transport = _pull_cable(session)
+        transport.in_range = False  # the cushion stays out of reach for a while
+        await asyncio.sleep(0.001)
+        session.stop("user pressed stop")
+        await asyncio.sleep(3)
+        transport.in_range = True
+
+    run = simulate("lumbar-classic", "vb6-binary", during=during, reconnect=True)
+    assert run.result.outcome == "stopped"
+    rec = run.cushion.recorder
+    reconnected = [e.t for e in rec.of("link") if e.detail == "connected"][-1]
+    assert reconnected > 600
+    assert [type(c) for c in _commands_after(run.cushion, reconnected)] == [Stop]
+    rec.assert_all_off_at_end()
+
+
+def test_a_serial_style_link_loss_is_final_without_reconnect() -> None:
+    async def during(session: Session, cushion: SimulatedCushion) -> None:
+        await asyncio.sleep(300)
+        _pull_cable(session)
+
+    run = simulate("lumbar-classic", "vb6-binary", during=during)
+    assert run.result.exit_code == 3 and not run.of(LinkUp)
