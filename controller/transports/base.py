@@ -20,6 +20,7 @@ ENTRY_POINT_GROUP = "cushion.transports"
 BUILTIN_TRANSPORTS: dict[str, str] = {
     "serial": "controller.transports.serial:SerialTransport",
     "sim": "controller.transports.sim:SimTransport",
+    "ble": "controller.transports.ble:BleTransport",
 }
 
 
