@@ -158,6 +158,8 @@ def plan(
 @click.option("--profile", "profile_name", help="Cushion profile: built-in name or file.")
 @click.option("--sim", "use_sim", is_flag=True, help="Run on the simulator (the default).")
 @click.option("--port", help="Serial port of a real cushion, e.g. /dev/ttyUSB0.")
+@click.option("--ble", "ble", help="Bluetooth LE cushion: address or advertised name.")
+@click.option("--auto-resume", is_flag=True, help="After a lost link comes back, resume by itself.")
 @click.option("--speed", help="Simulator clock speed: a factor, or 'max'. Simulator only.")
 @click.option("--json", "as_json", is_flag=True, help="Write one JSON event per line to stdout.")
 @click.option("--config", type=click.Path(path_type=Path), help="Config file (TOML).")
@@ -169,6 +171,8 @@ def run(
     profile_name: str | None,
     use_sim: bool,
     port: str | None,
+    ble: str | None,
+    auto_resume: bool,
     speed: str | None,
     as_json: bool,
     config: Path | None,
@@ -176,8 +180,6 @@ def run(
     sparing: bool,
 ) -> None:
     """Run a massage program on a cushion (on the simulator unless --port is given)."""
-    from controller.clock import loop_factory
-    from controller.display import JsonLines, LiveDisplay, PlainLines
     from controller.runner import RunOptions, run_program
     from controller.transports.base import Endpoint, parse_endpoint
     from firmware_profiles import load_profile
@@ -187,8 +189,27 @@ def run(
     factor = _speed(speed)
     if use_sim and port:
         raise UsageError("--sim and --port exclude each other.", hint="Choose one.")
-    port = None if use_sim else (port or cfg.defaults.port)
+    if ble and port:
+        raise UsageError("--ble and --port exclude each other.", hint="Choose one.")
+    port = None if use_sim or ble else (port or cfg.defaults.port)
     prog = load_program(program)
+    if ble:
+        if not use_sim and factor is not None and factor != 1:
+            raise UsageError(
+                "--speed only applies to the simulator: a real cushion always runs in real time.",
+                hint="Drop --speed, or add --sim to use the simulated BLE cushions.",
+            )
+        code = _run_ble(
+            prog,
+            ble,
+            profile_name or cfg.defaults.profile,
+            limits,
+            use_sim,
+            factor,
+            auto_resume,
+            as_json,
+        )
+        sys.exit(code)
     if port:
         if factor is not None and factor != 1:
             raise UsageError(
@@ -207,28 +228,146 @@ def run(
             profile_name or cfg.defaults.profile or DEFAULT_SIM_PROFILE,
         )
     prof = load_profile(profile_name or cfg.defaults.profile or DEFAULT_SIM_PROFILE)
-    options = RunOptions(endpoint, factor)
+    options = RunOptions(endpoint, factor, auto_resume=auto_resume)
 
     async def go(emit: Any) -> int:
-        result = await run_program(prog, prof, limits, options, emit=emit)
-        if result.exit_code == EXIT_DEVICE:
-            err.print(
-                f"[bold red]device error:[/] {result.message} All outputs were switched "
-                "off where the link allowed.",
-                markup=True,
-                soft_wrap=True,
-            )
-        return result.exit_code
+        return _report(await run_program(prog, prof, limits, options, emit=emit))
+
+    sys.exit(_drive(go, factor, as_json))
+
+
+def _report(result: Any) -> int:
+    if result.exit_code == EXIT_DEVICE:
+        err.print(
+            f"[bold red]device error:[/] {result.message} All outputs were switched "
+            "off where the link allowed.",
+            markup=True,
+            soft_wrap=True,
+        )
+    return int(result.exit_code)
+
+
+def _drive(go: Callable[[Any], Any], factor: float | None, as_json: bool) -> int:
+    """Run `go(emit)` on the loop for this speed, with the display the output calls for."""
+    from controller.clock import loop_factory
+    from controller.display import JsonLines, LiveDisplay, PlainLines
 
     with asyncio.Runner(loop_factory=loop_factory(factor)) as runner:
         if as_json:
-            code = runner.run(go(JsonLines()))
-        elif err.is_terminal and factor != math.inf:
+            return int(runner.run(go(JsonLines())))
+        if err.is_terminal and factor != math.inf:
             with LiveDisplay(err) as live:
-                code = runner.run(go(live))
-        else:
-            code = runner.run(go(PlainLines(err)))
-    sys.exit(code)
+                return int(runner.run(go(live)))
+        return int(runner.run(go(PlainLines(err))))
+
+
+def _run_ble(
+    prog: Any,
+    target: str,
+    profile_name: str | None,
+    limits: Any,
+    use_sim: bool,
+    factor: float | None,
+    auto_resume: bool,
+    as_json: bool,
+) -> int:
+    """Find the BLE cushion (choosing its profile when exactly one matches) and run on it."""
+    from controller.discovery import Found, known_profiles, pick_profile, scan
+    from controller.runner import RunOptions, run_program, sim_ble_transport, simulated_ble_world
+    from controller.transports.base import Endpoint
+    from controller.transports.ble import BleTransport, is_address
+    from firmware_profiles import load_profile
+
+    endpoint = Endpoint("ble", target, {"sim": "1"} if use_sim else {})
+
+    async def go(emit: Any) -> int:
+        async with contextlib.AsyncExitStack() as stack:
+            backend: dict[str, Any] = {}
+            world = None
+            if use_sim:
+                from hil.ble import SimBleakScanner
+
+                world = await stack.enter_async_context(simulated_ble_world())
+                backend = {"backend": SimBleakScanner, "world": world}
+            name = profile_name
+            if name is None:
+                seen = await scan(3.0, known_profiles(), **backend)
+                wanted = target.upper() if is_address(target) else target
+                hit = next(
+                    (
+                        f
+                        for f in seen
+                        if (f.address.upper() if is_address(target) else f.name) == wanted
+                    ),
+                    None,
+                )
+                if hit is None:
+                    raise DeviceError(
+                        f"no Bluetooth cushion '{target}' was found.",
+                        hint="Is it on and in range? Try 'cushion scan'.",
+                    )
+                name = pick_profile(hit, None)
+                assert isinstance(hit, Found)
+            prof = load_profile(name)
+            transport = (
+                sim_ble_transport(endpoint, prof, world)
+                if world is not None
+                else BleTransport(endpoint, prof)
+            )
+            options = RunOptions(endpoint, factor, auto_resume=auto_resume)
+            return _report(
+                await run_program(prog, prof, limits, options, emit=emit, transport=transport)
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return _drive(go, factor, as_json)
+
+
+@main.command("scan")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="How long to listen, in seconds.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per device.")
+@click.option("--sim", "use_sim", is_flag=True, help="Scan the simulated BLE cushions.")
+@friendly
+def scan_command(timeout_s: float, as_json: bool, use_sim: bool) -> None:
+    """List nearby Bluetooth LE cushions and the profile each one matches."""
+    from controller.discovery import Found, known_profiles, scan
+    from controller.runner import simulated_ble_world
+
+    async def go() -> list[Found]:
+        profiles = known_profiles()
+        if not use_sim:
+            return await scan(timeout_s, profiles)
+        from hil.ble import SimBleakScanner
+
+        async with simulated_ble_world() as world:
+            return await scan(timeout_s, profiles, backend=SimBleakScanner, world=world)
+
+    found = asyncio.run(go())
+    if as_json:
+        for f in found:
+            click.echo(
+                json.dumps(
+                    {
+                        "address": f.address,
+                        "name": f.name,
+                        "rssi": f.rssi,
+                        "profiles": list(f.profiles),
+                        "identity": f.identity,
+                    }
+                )
+            )
+        return
+    table = Table("address", "name", "rssi", "profile", box=None)
+    for f in found:
+        table.add_row(f.address, f.name or "?", str(f.rssi), ", ".join(f.profiles) or "-")
+    out.print(table if found else "no Bluetooth devices found")
 
 
 @main.command()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from controller.device import Device
 from controller.events import Emit, SessionStarted
@@ -44,6 +45,48 @@ class RunOptions:
     reconnect: bool | None = None  # None: as the transport prefers
 
 
+# Simulated BLE cushions get fixed addresses (random static, F0:CA:...), one per built-in
+# profile with a [ble] section in name order, so `cushion scan --sim` and `--ble ADDR` agree.
+SIM_BLE_PREFIX = "F0:CA:00:00:00:"
+
+
+def sim_ble_addresses() -> dict[str, str]:
+    """Return the simulated BLE cushions: address -> profile name."""
+    from firmware_profiles import builtin_profiles, load_profile
+
+    names = [n for n in sorted(builtin_profiles()) if load_profile(n).ble is not None]
+    return {f"{SIM_BLE_PREFIX}{i:02X}": name for i, name in enumerate(names, start=1)}
+
+
+@contextlib.asynccontextmanager
+async def simulated_ble_world() -> AsyncIterator[Any]:
+    """Run a virtual BLE radio with one simulated cushion per BLE-capable built-in profile."""
+    from firmware_profiles import load_profile
+    from hil.ble import SimBleWorld
+    from hil.cushion import SimulatedCushion
+
+    # bumble logs link teardown chatter at WARNING; it is noise for a simulated cushion.
+    logging.getLogger("bumble").setLevel(logging.ERROR)
+    async with SimBleWorld() as world:
+        for address, name in sim_ble_addresses().items():
+            await world.add_cushion(SimulatedCushion(load_profile(name)), address=address)
+        yield world
+
+
+def sim_ble_transport(endpoint: Endpoint, profile: Profile, world: Any) -> Transport:
+    """Return a BLE transport that reaches `world` through bleak's backend injection."""
+    from controller.transports.ble import BleTransport
+    from hil.ble import SimBleakClient, SimBleakScanner
+
+    return BleTransport(
+        endpoint,
+        profile,
+        scanner_backend=SimBleakScanner,
+        client_backend=SimBleakClient,
+        backend_kwargs={"world": world},
+    )
+
+
 @contextlib.asynccontextmanager
 async def _pty_simulator(profile: Profile) -> AsyncIterator[str]:
     """Run a simulated cushion on a real pseudo-terminal in this loop; yield its port."""
@@ -70,6 +113,9 @@ async def run_program(
         if transport is None and endpoint.scheme == "sim+pty":
             port = await stack.enter_async_context(_pty_simulator(profile))
             endpoint = Endpoint("serial", port, {})
+        if transport is None and endpoint.scheme == "ble" and endpoint.options.get("sim"):
+            world = await stack.enter_async_context(simulated_ble_world())
+            transport = sim_ble_transport(endpoint, profile, world)
         transport = transport or open_transport(endpoint, profile)
         reconnect = transport.reconnects if options.reconnect is None else options.reconnect
         device = Device(
