@@ -184,6 +184,12 @@ class BleTransport(Transport):
 
 def _hint(exc: BaseException) -> str:
     text = str(exc).lower()
+    if isinstance(exc, FileNotFoundError | ConnectionRefusedError):
+        # bleak reaches BlueZ over D-Bus: no socket means no Bluetooth service to talk to.
+        return (
+            "No Bluetooth service answered: this machine may have no adapter, or BlueZ is "
+            "not running (systemctl start bluetooth). The simulator needs neither: add --sim."
+        )
     if "no bluetooth adapters" in text or ("adapter" in text and "not found" in text):
         return "No Bluetooth adapter was found: plug one in or switch Bluetooth on."
     if "not ready" in text or "powered" in text:
