@@ -33,7 +33,7 @@ def line_of(text: str, needle: str, nth: int = 0) -> int:
 
 
 def test_builtins_by_name_and_path() -> None:
-    assert set(BUILTIN) == {"lp4-ascii", "vb6-binary", "remote-stepper"}
+    assert set(BUILTIN) == {"lp4-ascii", "nus-text", "vb6-binary", "remote-stepper"}
     for name, path in BUILTIN.items():
         assert load_profile(name).name == name
         assert load_profile(path).name == name
