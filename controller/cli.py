@@ -22,6 +22,7 @@ from protocols.errors import InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_SIM_PROFILE = "lp4-ascii"
+DEFAULT_BLE_PROFILE = "vb6-binary"
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
@@ -160,6 +161,9 @@ def plan(
 @click.option("--port", help="Serial port of a real cushion, e.g. /dev/ttyUSB0.")
 @click.option("--ble", "ble", help="Bluetooth LE cushion: address or advertised name.")
 @click.option("--auto-resume", is_flag=True, help="After a lost link comes back, resume by itself.")
+@click.option(
+    "--radio", help="Reach simulated BLE cushions of a 'cushion sim --ble' at this moniker."
+)
 @click.option("--speed", help="Simulator clock speed: a factor, or 'max'. Simulator only.")
 @click.option("--json", "as_json", is_flag=True, help="Write one JSON event per line to stdout.")
 @click.option("--config", type=click.Path(path_type=Path), help="Config file (TOML).")
@@ -173,6 +177,7 @@ def run(
     port: str | None,
     ble: str | None,
     auto_resume: bool,
+    radio: str | None,
     speed: str | None,
     as_json: bool,
     config: Path | None,
@@ -194,6 +199,12 @@ def run(
     port = None if use_sim or ble else (port or cfg.defaults.port)
     prog = load_program(program)
     if ble:
+        if radio is not None and factor is not None and factor != 1:
+            raise UsageError(
+                "--speed cannot apply to a standalone simulator: it runs on its own clock, "
+                "in real time, like a real cushion.",
+                hint="Drop --speed, or use --sim to run cushion and controller in one process.",
+            )
         if not use_sim and factor is not None and factor != 1:
             raise UsageError(
                 "--speed only applies to the simulator: a real cushion always runs in real time.",
@@ -204,7 +215,8 @@ def run(
             ble,
             profile_name or cfg.defaults.profile,
             limits,
-            use_sim,
+            use_sim or radio is not None,
+            radio,
             factor,
             auto_resume,
             as_json,
@@ -267,6 +279,7 @@ def _run_ble(
     profile_name: str | None,
     limits: Any,
     use_sim: bool,
+    radio: str | None,
     factor: float | None,
     auto_resume: bool,
     as_json: bool,
@@ -287,7 +300,7 @@ def _run_ble(
             if use_sim:
                 from hil.ble import SimBleakScanner
 
-                world = await stack.enter_async_context(simulated_ble_world())
+                world = await stack.enter_async_context(simulated_ble_world(radio))
                 backend = {"backend": SimBleakScanner, "world": world}
             name = profile_name
             if name is None:
@@ -334,19 +347,20 @@ def _run_ble(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per device.")
 @click.option("--sim", "use_sim", is_flag=True, help="Scan the simulated BLE cushions.")
+@click.option("--radio", help="Scan the radio of a 'cushion sim --ble' at this moniker.")
 @friendly
-def scan_command(timeout_s: float, as_json: bool, use_sim: bool) -> None:
+def scan_command(timeout_s: float, as_json: bool, use_sim: bool, radio: str | None) -> None:
     """List nearby Bluetooth LE cushions and the profile each one matches."""
     from controller.discovery import Found, known_profiles, scan
     from controller.runner import simulated_ble_world
 
     async def go() -> list[Found]:
         profiles = known_profiles()
-        if not use_sim:
+        if not use_sim and radio is None:
             return await scan(timeout_s, profiles)
         from hil.ble import SimBleakScanner
 
-        async with simulated_ble_world() as world:
+        async with simulated_ble_world(radio) as world:
             return await scan(timeout_s, profiles, backend=SimBleakScanner, world=world)
 
     found = asyncio.run(go())
@@ -371,31 +385,43 @@ def scan_command(timeout_s: float, as_json: bool, use_sim: bool) -> None:
 
 
 @main.command()
-@click.option(
-    "--profile",
-    "profile_name",
-    default=DEFAULT_SIM_PROFILE,
-    show_default=True,
-    help="Cushion profile the simulator speaks.",
-)
+@click.option("--profile", "profile_name", help="Cushion profile the simulator speaks.")
+@click.option("--ble", "use_ble", is_flag=True, help="Serve over BLE instead of a pseudo-terminal.")
+@click.option("--transport", help="With --ble: a real Bluetooth controller, e.g. usb:0.")
 @friendly
-def sim(profile_name: str) -> None:
-    """Run a simulated cushion on a pseudo-terminal and print its port."""
+def sim(profile_name: str | None, use_ble: bool, transport: str | None) -> None:
+    """Run a simulated cushion (pty, or BLE with --ble) and print how to reach it."""
     from firmware_profiles import load_profile
-    from hil.serve import run_standalone
 
-    prof = load_profile(profile_name)
+    prof = load_profile(profile_name or (DEFAULT_BLE_PROFILE if use_ble else DEFAULT_SIM_PROFILE))
 
-    def announce(port: str) -> None:
-        out.print(port)
-        err.print(
-            f"simulated {prof.name} on {port}; try: cushion run lumbar-classic "
-            f"--port {port} --profile {profile_name}   (Ctrl-C ends the simulator)"
-        )
+    def announce(where: str) -> None:
+        out.print(where)
         sys.stdout.flush()
+        if use_ble and transport is None:
+            hint = f"cushion scan --radio {where}"
+        elif use_ble:
+            hint = f"cushion run lumbar-classic --ble {where}"
+        else:
+            hint = f"cushion run lumbar-classic --port {where} --profile {prof.name}"
+        err.print(f"simulated {prof.name} at {where}; try: {hint}   (Ctrl-C ends it)")
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_standalone(prof, on_ready=announce))
+    if use_ble and prof.ble is None:
+        raise UsageError(
+            f"profile '{prof.name}' has no [ble] section.",
+            hint=f"Use a BLE profile such as {DEFAULT_BLE_PROFILE}.",
+        )
+    try:
+        if use_ble:
+            from hil.ble import run_standalone_ble
+
+            asyncio.run(run_standalone_ble(prof, transport=transport, on_ready=announce))
+        else:
+            from hil.serve import run_standalone
+
+            asyncio.run(run_standalone(prof, on_ready=announce))
+    except KeyboardInterrupt:
+        pass
 
 
 @main.group()

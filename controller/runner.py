@@ -59,17 +59,19 @@ def sim_ble_addresses() -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def simulated_ble_world() -> AsyncIterator[Any]:
-    """Run a virtual BLE radio with one simulated cushion per BLE-capable built-in profile."""
+async def simulated_ble_world(radio: str | None = None) -> AsyncIterator[Any]:
+    """Run a virtual BLE radio: in-process with one simulated cushion per BLE-capable
+    built-in profile, or joined to a standalone `cushion sim --ble` at `radio`."""
     from firmware_profiles import load_profile
     from hil.ble import SimBleWorld
     from hil.cushion import SimulatedCushion
 
     # bumble logs link teardown chatter at WARNING; it is noise for a simulated cushion.
     logging.getLogger("bumble").setLevel(logging.ERROR)
-    async with SimBleWorld() as world:
-        for address, name in sim_ble_addresses().items():
-            await world.add_cushion(SimulatedCushion(load_profile(name)), address=address)
+    async with SimBleWorld(hci_transport=radio) as world:
+        if radio is None:
+            for address, name in sim_ble_addresses().items():
+                await world.add_cushion(SimulatedCushion(load_profile(name)), address=address)
         yield world
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+from pathlib import Path
 
 from controller.device import Device
 from controller.events import Event, LinkDown, LinkUp, Resumed, SessionEnded
@@ -18,7 +21,7 @@ from hil.vtime import run_virtual
 from protocols import load_program
 from tests.invariants import assert_wire_respects_envelope, wire_points
 from tests.support import Run
-from tests.test_cli import cushion
+from tests.test_cli import CLI, cushion
 
 
 def test_scan_finds_the_simulated_cushions_and_names_their_profiles() -> None:
@@ -92,3 +95,41 @@ def test_link_loss_over_ble_pauses_reconnects_and_ramps_from_zero() -> None:
     assert after[0][1] <= 0.01 and after[0][0] - reconnected < 1.0  # ramping again within 1 s
     assert_wire_respects_envelope(run, DEFAULT_LIMITS)
     assert run.of(SessionEnded)[0].outcome == "done"
+
+
+def test_run_against_a_standalone_ble_simulator(tmp_path: Path) -> None:
+    from tests.test_pty import FAST, TINY
+
+    proc = subprocess.Popen(
+        [*CLI, "sim", "--ble"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        radio = proc.stdout.readline().strip()
+        assert radio.startswith("tcp-client:127.0.0.1:")
+        program, config = tmp_path / "tiny.toml", tmp_path / "config.toml"
+        program.write_text(TINY)
+        config.write_text(FAST)
+        done = cushion(
+            "run",
+            str(program),
+            "--ble",
+            "VB6-SIM",
+            "--radio",
+            radio,
+            "--json",
+            "--config",
+            str(config),
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        events = [json.loads(line) for line in done.stdout.splitlines()]
+        assert events[0]["profile"] == "vb6-binary"
+        assert any(e["kind"] == "setpoint" and any(e["levels"]) for e in events)
+        refused = cushion(
+            "run", str(program), "--ble", "VB6-SIM", "--radio", radio, "--speed", "max"
+        )
+        assert refused.returncode == 2 and "own clock" in refused.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=10)

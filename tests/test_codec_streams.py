@@ -83,7 +83,7 @@ def feed_chunks(feed, data: bytes, cuts: list[int]) -> list[object]:  # type: ig
 
 
 def test_every_builtin_is_exercised() -> None:
-    assert NAMES == ["lp4-ascii", "remote-stepper", "vb6-binary"]
+    assert NAMES == ["lp4-ascii", "nus-text", "remote-stepper", "vb6-binary"]
 
 
 @pytest.mark.parametrize("name", NAMES)
