@@ -213,7 +213,8 @@ def run(
         code = _run_ble(
             prog,
             ble,
-            profile_name or cfg.defaults.profile,
+            profile_name,
+            cfg,
             limits,
             use_sim or radio is not None,
             radio,
@@ -277,6 +278,7 @@ def _run_ble(
     prog: Any,
     target: str,
     profile_name: str | None,
+    cfg: Any,
     limits: Any,
     use_sim: bool,
     radio: str | None,
@@ -285,13 +287,12 @@ def _run_ble(
     as_json: bool,
 ) -> int:
     """Find the BLE cushion (choosing its profile when exactly one matches) and run on it."""
-    from controller.discovery import Found, known_profiles, pick_profile, scan
+    from controller.discovery import known_profiles, pick_profile, scan
+    from controller.limits import narrow
     from controller.runner import RunOptions, run_program, sim_ble_transport, simulated_ble_world
     from controller.transports.base import Endpoint
     from controller.transports.ble import BleTransport, is_address
     from firmware_profiles import load_profile
-
-    endpoint = Endpoint("ble", target, {"sim": "1"} if use_sim else {})
 
     async def go(emit: Any) -> int:
         async with contextlib.AsyncExitStack() as stack:
@@ -302,26 +303,28 @@ def _run_ble(
 
                 world = await stack.enter_async_context(simulated_ble_world(radio))
                 backend = {"backend": SimBleakScanner, "world": world}
-            name = profile_name
-            if name is None:
-                seen = await scan(3.0, known_profiles(), **backend)
-                wanted = target.upper() if is_address(target) else target
-                hit = next(
-                    (
-                        f
-                        for f in seen
-                        if (f.address.upper() if is_address(target) else f.name) == wanted
-                    ),
-                    None,
+            seen = await scan(3.0, known_profiles(), **backend)
+            wanted = target.upper() if is_address(target) else target
+            hit = next(
+                (
+                    f
+                    for f in seen
+                    if (f.address.upper() if is_address(target) else f.name) == wanted
+                ),
+                None,
+            )
+            if hit is None:
+                raise DeviceError(
+                    f"no Bluetooth cushion '{target}' was found.",
+                    hint="Is it on and in range? Try 'cushion scan'.",
                 )
-                if hit is None:
-                    raise DeviceError(
-                        f"no Bluetooth cushion '{target}' was found.",
-                        hint="Is it on and in range? Try 'cushion scan'.",
-                    )
-                name = pick_profile(hit, None)
-                assert isinstance(hit, Found)
+            # Settings follow the device: its address (stable across sessions) picks them.
+            kept = cfg.for_device(hit.address)
+            name = profile_name or kept.profile or cfg.defaults.profile
+            name = pick_profile(hit, name)
+            device_limits = narrow(limits, kept.narrowing()) if kept.narrowing() else limits
             prof = load_profile(name)
+            endpoint = Endpoint("ble", hit.address, {"sim": "1"} if use_sim else {})
             transport = (
                 sim_ble_transport(endpoint, prof, world)
                 if world is not None
@@ -329,7 +332,9 @@ def _run_ble(
             )
             options = RunOptions(endpoint, factor, auto_resume=auto_resume)
             return _report(
-                await run_program(prog, prof, limits, options, emit=emit, transport=transport)
+                await run_program(
+                    prog, prof, device_limits, options, emit=emit, transport=transport
+                )
             )
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -32,6 +32,25 @@ class DefaultsSection(BaseModel):
     port: str | None = None
 
 
+class DeviceSection(BaseModel):
+    """A `[device."ADDRESS"]` table: settings that follow one cushion across sessions."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    profile: str | None = None
+    max_intensity: float | None = Field(None, ge=0, le=1)
+    sparing: bool = False
+
+    def narrowing(self) -> dict[str, Any]:
+        """Return the limit changes this device asks for (they can only lower limits)."""
+        changes: dict[str, Any] = {}
+        if self.max_intensity is not None:
+            changes["max_intensity"] = self.max_intensity
+        if self.sparing:
+            changes["sparing"] = True
+        return changes
+
+
 class Config(BaseModel):
     """The whole user config file."""
 
@@ -39,6 +58,15 @@ class Config(BaseModel):
 
     limits: LimitsSection = Field(default_factory=LimitsSection)
     defaults: DefaultsSection = Field(default_factory=DefaultsSection)
+    device: dict[str, DeviceSection] = Field(default_factory=dict)
+
+    def for_device(self, address: str) -> DeviceSection:
+        """Return the settings kept for the cushion at `address` (any letter case)."""
+        wanted = address.upper()
+        for key, section in self.device.items():
+            if key.upper() == wanted:
+                return section
+        return DeviceSection()
 
 
 def default_config_path() -> Path:

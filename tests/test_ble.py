@@ -133,3 +133,24 @@ def test_run_against_a_standalone_ble_simulator(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=10)
+
+
+def test_settings_follow_the_device_by_address(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[device."f0:ca:00:00:00:02"]\nmax_intensity = 0.4\n')
+    done = cushion(
+        "run",
+        "lumbar-short",
+        "--ble",
+        "VB6-SIM",
+        "--sim",
+        "--speed",
+        "max",
+        "--json",
+        "--config",
+        str(config),
+    )
+    assert done.returncode == 0, done.stderr
+    start = json.loads(done.stdout.splitlines()[0])
+    assert start["caps"] == [0.3, 0.3, 0.4, 0.4, 0.4, 0.4]
+    assert start["endpoint"].startswith("ble:F0:CA:00:00:00:02")
