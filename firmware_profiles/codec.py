@@ -23,6 +23,7 @@ from firmware_profiles.commands import (
     Stop,
 )
 from firmware_profiles.compiler import Frame, compile_profile, zone_masks
+from firmware_profiles.memo import remember
 from firmware_profiles.parsers import AsciiEngine, BinaryEngine, Values
 from firmware_profiles.problem import Problem
 
@@ -117,16 +118,25 @@ class Codec:
         }
         for button, press in _PRESSES.items():
             self._makers[f"press.{button}"] = _constant(press)
+        # Memo tables (bounded): frames already encoded, and whole frames already parsed.
+        self._sent: dict[Command, bytes] = {}
+        self._sent_replies: dict[tuple[object, ...], bytes] = {}
+        self._received: dict[bytes, tuple[Command, ...]] = {}
+        self._received_replies: dict[bytes, tuple[Reply, ...]] = {}
 
     # controller side -------------------------------------------------------------------
     def encode(self, command: Command) -> bytes:
         """Return the frame for a command; ProfileError if the profile lacks it or a value is
         out of range."""
+        # Commands are frozen values, so equal commands always give equal bytes.
         try:
-            encoder = self._encoders[type(command)]
-        except KeyError:
-            raise ProfileError(f"{command!r} is not a command.") from None
-        return encoder(command)
+            frame = self._sent.get(command)
+        except TypeError:  # unhashable: not a command, or a SetAll given a list of levels
+            return self._encode(command)
+        if frame is None:
+            frame = self._encode(command)
+            remember(self._sent, command, frame)
+        return frame
 
     def leased(self, frame_name: str) -> bool:
         """Return whether set_zone / set_all frames carry a lease duration."""
@@ -141,33 +151,56 @@ class Codec:
     def reply_parser(self) -> ReplyParser:
         """Return a fresh incremental parser of the device's replies."""
         make = self._make_reply
+        memo = self._received_replies
         if self.profile.frames.encoding == "ascii":
             ending = self._line_ending()
             ascii_frames = [(k, f) for k, f in self._replies.items() if isinstance(f, AsciiFrame)]
-            return ReplyParser(AsciiEngine[Reply](ascii_frames, ending, make))
+            return ReplyParser(AsciiEngine[Reply](ascii_frames, ending, make, memo=memo,
+                                                  fresh=_fresh_reply))
         frames = [(k, f) for k, f in self._replies.items() if isinstance(f, BinaryFrame)]
-        return ReplyParser(BinaryEngine[Reply](frames, make))
+        return ReplyParser(BinaryEngine[Reply](frames, make, memo=memo, fresh=_fresh_reply))
 
     # device side -----------------------------------------------------------------------
     def command_parser(self) -> CommandParser:
         """Return a fresh incremental parser of the controller's commands."""
         make = self._make_command
+        memo = self._received  # commands are immutable values: a memo hit may share them
         if self.profile.frames.encoding == "ascii":
             ending = self._line_ending()
             frames = [(k, f) for k, f in self._commands.items() if isinstance(f, AsciiFrame)]
-            return CommandParser(AsciiEngine[Command](frames, ending, make))
+            return CommandParser(AsciiEngine[Command](frames, ending, make, memo=memo))
         binary = [(k, f) for k, f in self._commands.items() if isinstance(f, BinaryFrame)]
-        return CommandParser(BinaryEngine[Command](binary, make))
+        return CommandParser(BinaryEngine[Command](binary, make, memo=memo))
 
     def encode_reply(self, reply: Reply) -> bytes:
         """Return the frame for a reply; ProfileError if the profile has no such reply."""
+        try:
+            key = (reply.kind, *reply.fields.items())
+            data = self._sent_replies.get(key)
+        except TypeError:  # a field value that cannot be a key: encode it every time
+            return self._encode_reply(reply)
+        if data is None:
+            data = self._encode_reply(reply)
+            remember(self._sent_replies, key, data)
+        return data
+
+    # internals ---------------------------------------------------------------------------
+    def _encode(self, command: Command) -> bytes:
+        """Encode without the memo (the generic path)."""
+        try:
+            encoder = self._encoders[type(command)]
+        except KeyError:
+            raise ProfileError(f"{command!r} is not a command.") from None
+        return encoder(command)
+
+    def _encode_reply(self, reply: Reply) -> bytes:
+        """Encode a reply without the memo (the generic path)."""
         frame = self._replies.get(reply.kind)
         if frame is None:
             raise ProfileError(f"profile '{self.profile.name}' has no '{reply.kind}' reply.",
                                key=f"replies.{reply.kind}")
         return frame.encode(reply.fields)
 
-    # internals ---------------------------------------------------------------------------
     def _line_ending(self) -> bytes:
         ending = self.profile.frames.line_ending
         assert ending is not None
@@ -269,6 +302,11 @@ class Codec:
                 return BadFrame(raw, f"motor mask {int(mask):#x} disagrees with the levels")
         duration = values.get("duration")
         return SetAll(levels, None if duration is None else duration)
+
+
+def _fresh_reply(reply: Reply) -> Reply:
+    """Return a copy with its own fields dict, so no caller can alter another's reply."""
+    return Reply(reply.kind, dict(reply.fields))
 
 
 def _constant(command: Command) -> Callable[[Values, bytes], Command | BadFrame]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from functools import cached_property
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import Field, field_validator
 
 from firmware_profiles.frames import Frames, FrameSpec, Replies
 from firmware_profiles.outputs import Frequency, FrozenModel, Heat, Intensity
@@ -99,13 +100,16 @@ class Profile(FrozenModel):
     frames: Frames
     replies: Replies = Field(default_factory=Replies)
 
-    _zone_index: dict[str, int] = PrivateAttr(default_factory=dict)
-    _frame_names: frozenset[str] = PrivateAttr(frozenset())
+    # Indexes built on first use. cached_property keeps them in the instance dict, a plain
+    # lookup; pydantic private attributes cost microseconds per read (a failed attribute
+    # lookup first), and supports() is called for every setpoint.
+    @cached_property
+    def _zone_index(self) -> dict[str, int]:
+        return {zone.id: i for i, zone in enumerate(self.zones)}
 
-    def model_post_init(self, context: Any, /) -> None:
-        """Index zones and frames once so the helpers stay cheap."""
-        self._zone_index = {zone.id: i for i, zone in enumerate(self.zones)}
-        self._frame_names = frozenset(name for name, _ in self.frame_specs()) | frozenset(
+    @cached_property
+    def _frame_names(self) -> frozenset[str]:
+        return frozenset(name for name, _ in self.frame_specs()) | frozenset(
             name for name, _ in self.reply_specs()
         )
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from functools import cached_property
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # Multiplying a float by a span can land a hair below an integer (0.29 * 100 = 28.99...);
 # this slack keeps FLOOR from losing a whole level to representation error.
@@ -70,9 +71,6 @@ class Frequency(FrozenModel):
         None, min_length=2, description="Allowed raw values and their Hz (table form)."
     )
 
-    _hzs: tuple[float, ...] = PrivateAttr(())
-    _raws: tuple[int, ...] = PrivateAttr(())
-    _by_raw: dict[int, float] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -102,13 +100,23 @@ class Frequency(FrozenModel):
             raise ValueError("every frequency table entry needs its own raw value and Hz")
         return self
 
-    def model_post_init(self, context: Any, /) -> None:
-        """Precompute the lookup tables that keep to_device/from_device cheap."""
-        if self.table is not None:
-            points = sorted(self.table, key=lambda p: p.hz)
-            self._hzs = tuple(p.hz for p in points)
-            self._raws = tuple(p.raw for p in points)
-            self._by_raw = {p.raw: p.hz for p in points}
+    # Lookup tables of the table form, built on first use. cached_property keeps them in the
+    # instance dict, a plain lookup; pydantic private attributes cost microseconds per read.
+    @cached_property
+    def _points(self) -> tuple[FrequencyPoint, ...]:
+        return tuple(sorted(self.table or (), key=lambda p: p.hz))
+
+    @cached_property
+    def _hzs(self) -> tuple[float, ...]:
+        return tuple(p.hz for p in self._points)
+
+    @cached_property
+    def _raws(self) -> tuple[int, ...]:
+        return tuple(p.raw for p in self._points)
+
+    @cached_property
+    def _by_raw(self) -> dict[int, float]:
+        return {p.raw: p.hz for p in self._points}
 
     def to_device(self, hz: float) -> int:
         """Return the raw value of the allowed frequency at or below hz, clamped into range."""

@@ -2,23 +2,61 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Final, Generic, TypeVar, cast
 
 from firmware_profiles.ascii_template import AsciiFrame, BadChecksum
 from firmware_profiles.binary_template import BinaryFrame
 from firmware_profiles.commands import BadFrame
+from firmware_profiles.memo import remember
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
 T = TypeVar("T")
 Values = dict[str, int | float]
+Memo = dict[bytes, tuple[T, ...]]
 
 # Longest ASCII line kept while waiting for its line ending; longer means garbage.
 MAX_LINE: Final = 256
 
 
-class AsciiEngine(Generic[T]):
+class _Engine(Generic[T]):
+    """What both engines share: the unfinished bytes and the memo of whole chunks parsed."""
+
+    def __init__(self, memo: Memo[T] | None, fresh: Callable[[T], T] | None) -> None:
+        self._buf = bytearray()
+        self._memo = memo
+        self._fresh = fresh
+
+    def feed(self, data: bytes) -> list[T | BadFrame]:
+        """Consume bytes; return every complete frame (or bad frame) they finish, in order."""
+        if type(data) is not bytes:
+            data = bytes(data)
+        if self._buf:
+            data = bytes(self._buf) + data
+            self._buf.clear()
+            return self._parse(data)
+        memo = self._memo
+        if memo is None or len(data) > MAX_LINE:
+            return self._parse(data)
+        # With nothing pending, the result depends on the bytes alone: usually one whole frame
+        # seen many times before (an ack, a keepalive, a setpoint the session repeats).
+        fresh = self._fresh
+        seen = memo.get(data)
+        if seen is not None:
+            return list(seen) if fresh is None else [fresh(item) for item in seen]
+        out = self._parse(data)
+        if not self._buf and BadFrame not in map(type, out):
+            # Keep private copies when items are mutable (a reply's fields dict).
+            good = cast("list[T]", out)
+            remember(memo, data, tuple(good) if fresh is None else tuple(map(fresh, good)))
+        return out
+
+    def _parse(self, data: bytes) -> list[T | BadFrame]:
+        raise NotImplementedError
+
+
+class AsciiEngine(_Engine[T]):
     """Split a byte stream into lines and match each against the ASCII frames."""
 
     def __init__(
@@ -26,10 +64,13 @@ class AsciiEngine(Generic[T]):
         frames: Sequence[tuple[str, AsciiFrame]],
         line_ending: bytes,
         make: Callable[[str, Values, bytes], T | BadFrame],
+        *,
+        memo: Memo[T] | None = None,
+        fresh: Callable[[T], T] | None = None,
     ) -> None:
+        super().__init__(memo, fresh)
         self._ending = line_ending
         self._make = make
-        self._buf = bytearray()
         # Try only the frames whose template starts with the line's first character.
         loose = tuple((n, f) for n, f in frames if not f.first)
         self._loose = loose
@@ -39,14 +80,9 @@ class AsciiEngine(Generic[T]):
                 self._by_first[frame.first] = (*self._by_first.get(frame.first, ()), (name, frame))
         self._by_first = {k: v + loose for k, v in self._by_first.items()}
 
-    def feed(self, data: bytes) -> list[T | BadFrame]:
-        """Consume bytes; return every complete frame (or bad frame) they finish, in order."""
+    def _parse(self, data: bytes) -> list[T | BadFrame]:
+        """Parse data (any unfinished line already prepended) into frames."""
         ending = self._ending
-        if type(data) is not bytes:
-            data = bytes(data)
-        if self._buf:
-            data = bytes(self._buf) + data
-            self._buf.clear()
         lines = data.split(ending)
         rest = lines.pop()  # text after the last line ending: an unfinished line
         line = self._line
@@ -102,29 +138,40 @@ def _dispatch(
     return offset, {k: tuple(v) for k, v in table.items()}
 
 
-class BinaryEngine(Generic[T]):
+class BinaryEngine(_Engine[T]):
     """Find fixed-length binary frames in a byte stream by their constants and checksum."""
 
     def __init__(
         self,
         frames: Sequence[tuple[str, BinaryFrame]],
         make: Callable[[str, Values, bytes], T | BadFrame],
+        *,
+        memo: Memo[T] | None = None,
+        fresh: Callable[[T], T] | None = None,
     ) -> None:
+        super().__init__(memo, fresh)
         self._frames = tuple(frames)
         self._make = make
-        self._buf = bytearray()
         dispatch = _dispatch(self._frames) if self._frames else None
         self._offset = dispatch[0] if dispatch else -1
         self._table = dispatch[1] if dispatch else {}
 
-    def feed(self, data: bytes) -> list[T | BadFrame]:
-        """Consume bytes; return every complete frame (or bad frame) they finish, in order."""
-        if type(data) is not bytes:
-            data = bytes(data)
-        if self._buf:
-            data = bytes(self._buf) + data
-            self._buf.clear()
+    def _parse(self, data: bytes) -> list[T | BadFrame]:
+        """Parse data (any unfinished bytes already prepended) into frames."""
         n = len(data)
+        offset = self._offset
+        if 0 <= offset < n:
+            # Fast path: exactly one whole, good frame, the usual chunk on a clean link.
+            only = self._table.get(data[offset])
+            if only is not None and len(only) == 1:
+                name, frame = only[0]
+                if (frame.length == n and frame.consts_match(data, 0, n)
+                        and frame.checksum_ok(data)):
+                    try:
+                        values = frame.decode(data)
+                    except ValueError as exc:
+                        return [BadFrame(data, str(exc))]
+                    return [self._make(name, values, data)]
         out: list[T | BadFrame] = []
         pos = 0
         junk = -1
