@@ -36,6 +36,8 @@ _STOP = Stop()
 _KEEPALIVE = Keepalive()
 _QUERY = Query()
 _PRESSES: dict[str, Press] = {b: Press(b) for b in get_args(Button)}
+# Commands whose frames carry values: worth remembering once encoded.
+_VALUED: frozenset[type] = frozenset({SetZone, SetAll, SetFrequency, SetHeat, SetMode})
 
 
 class CommandParser:
@@ -128,13 +130,16 @@ class Codec:
     def encode(self, command: Command) -> bytes:
         """Return the frame for a command; ProfileError if the profile lacks it or a value is
         out of range."""
+        kind = type(command)
+        if kind not in _VALUED:
+            return self._encode(command)  # fixed frames are ready-made bytes already
         # Commands are frozen values, so equal commands always give equal bytes.
         try:
             frame = self._sent.get(command)
-        except TypeError:  # unhashable: not a command, or a SetAll given a list of levels
-            return self._encode(command)
+        except TypeError:  # unhashable: a SetAll given a list of levels
+            return self._encoders[kind](command)
         if frame is None:
-            frame = self._encode(command)
+            frame = self._encoders[kind](command)
             remember(self._sent, command, frame)
         return frame
 
