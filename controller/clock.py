@@ -77,8 +77,10 @@ async def sleep_until(deadline: float) -> None:
     """Sleep until the loop's clock reads `deadline`, precisely on a real clock."""
     loop = asyncio.get_running_loop()
     now = loop.time()
+    if now >= deadline:
+        return  # already there: no yield, so a virtual clock wastes no loop turn
     if not is_real_time(loop):
-        await asyncio.sleep(max(0.0, deadline - now))
+        await asyncio.sleep(deadline - now)
         return
     if deadline - now > SPIN_MARGIN_S:
         await asyncio.sleep(deadline - now - SPIN_MARGIN_S)

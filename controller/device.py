@@ -8,6 +8,7 @@ and resume; updates are coalesced (latest value wins); a halt pre-empts everythi
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections import deque
 from dataclasses import dataclass
@@ -119,6 +120,9 @@ class Device:
         self._opened = False
         self._reply_timeout = profile.limits.reply_timeout_s
         self._link_up = asyncio.Event()
+        self._writing = False
+        self._writer_due: float | None = None
+        self._stepping = profile.control == "stepping"
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -169,6 +173,31 @@ class Device:
         self._desired = setpoint
         self._dirty.set()
 
+    async def offer(self, setpoint: Setpoint) -> None:
+        """Like `set`, but write at once from the caller's task when the device may take it."""
+        self._desired = setpoint
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if (
+            self._writing
+            or self._halted
+            or self._stepping
+            or now < self._last_update_t + self._min_interval
+        ):
+            self._dirty.set()  # the writer task sends it (or a newer one) when allowed
+            return
+        # Same path as the writer, minus a task switch per update: the clamp, the codec and
+        # `_send` are shared, so this is still the one way to the wire.
+        self._writing = True
+        try:
+            await self._update(now, self.profile.limits.lease_s)
+        finally:
+            self._writing = False
+        lease = self.profile.limits.lease_s
+        due = self._writer_due
+        if self._binding or (lease and (due is None or self._lease_due(lease) < due)):
+            self._dirty.set()  # the writer must (re)arm its ceiling or lease timer
+
     async def halt(self, reason: str, *, final: bool = True) -> None:
         """Turn every output off now, ahead of anything queued; `final` forbids a resume."""
         self._halted = True
@@ -215,6 +244,7 @@ class Device:
             if due is not None:
                 # A timer, not wait_for: this loop runs for every update and must stay cheap.
                 wake = loop.call_at(due, self._dirty.set)
+            self._writer_due = due
             await self._dirty.wait()
             if wake is not None:
                 wake.cancel()
@@ -223,19 +253,27 @@ class Device:
             earliest = self._last_update_t + self._min_interval
             if loop.time() < earliest:
                 await sleep_until(earliest)  # meanwhile newer setpoints replace this one
-            if self._halted:
-                continue
-            target = self._clamp(self._desired, loop.time())
-            if target != self._sent:
-                self._last_update_t = loop.time()
-                if self.profile.control == "stepping":
-                    await self._apply_stepping(target)
-                else:
-                    await self._apply_absolute(target)
-            elif lease and any(target.levels) and loop.time() + _EPS >= self._lease_due(lease):
-                # _EPS: a timer due "now" may fire a float rounding early; renew rather than spin.
-                self._last_update_t = loop.time()
-                await self._renew_lease()
+            if self._halted or self._writing:
+                continue  # an inline update (offer) is on the wire; it takes the newest value
+            self._writing = True
+            try:
+                await self._update(loop.time(), lease)
+            finally:
+                self._writing = False
+
+    async def _update(self, now: float, lease: float | None) -> None:
+        """Put the newest setpoint on the wire (clamped), or renew leases if nothing changed."""
+        target = self._clamp(self._desired, now)
+        if target != self._sent:
+            self._last_update_t = now
+            if self.profile.control == "stepping":
+                await self._apply_stepping(target)
+            else:
+                await self._apply_absolute(target)
+        elif lease and any(target.levels) and now + _EPS >= self._lease_due(lease):
+            # _EPS: a timer due "now" may fire a float rounding early; renew rather than spin.
+            self._last_update_t = now
+            await self._renew_lease()
 
     async def _reader_loop(self) -> None:
         parser = self.codec.reply_parser()
@@ -324,35 +362,43 @@ class Device:
     def _clamp(self, sp: Setpoint, now: float) -> Target:
         dt = min(max(0.0, now - self._ceiling_t), _MAX_RAMP_GAP_S)
         allowed = self._ceiling + self.limits.ramp_per_s * dt + _EPS
-        out: list[float] = []
-        binding: set[int] = set()
-        for z, wanted in enumerate(sp.levels):
-            value = min(wanted, self._caps[z])
-            if value > allowed:
-                binding.add(z)
-                if z not in self._binding:
-                    self.emit(
-                        ClampApplied(
-                            self._t(),
-                            self.profile.zones[z].id,
-                            "ramp rule",
-                            wanted,
-                            allowed,
-                            layer="device",
+        out = [w if w < c else c for w, c in zip(sp.levels, self._caps, strict=True)]
+        top = max(out, default=0.0)
+        if top > allowed:
+            binding: set[int] = set()
+            for z, value in enumerate(out):
+                if value > allowed:
+                    binding.add(z)
+                    if z not in self._binding:
+                        self.emit(
+                            ClampApplied(
+                                self._t(),
+                                self.profile.zones[z].id,
+                                "ramp rule",
+                                sp.levels[z],
+                                allowed,
+                                layer="device",
+                            )
                         )
-                    )
-                value = allowed
-            out.append(max(0.0, value))
-        self._binding = binding
+                    out[z] = allowed
+            self._binding = binding
+            top = allowed
+        elif self._binding:
+            self._binding = set()
         # Every output is <= allowed, so the ceiling never climbs faster than the ramp rate;
         # the allowance counts from the last rise, so evaluating more often loses nothing.
-        top = max(out, default=0.0)
         if top > self._ceiling:
             self._ceiling, self._ceiling_t = top, now
         return self._target(sp, out)
 
     def _target(self, sp: Setpoint, levels: list[float]) -> Target:
-        to_device = self.profile.intensity.to_device
+        scale = self.profile.intensity
+        lo, span = scale.min, scale.max - scale.min
+        # The profile's to_device, inlined for the hot path: round down, 0 is off.
+        quantised = tuple(
+            lo if v <= 0.0 else scale.max if v >= 1.0 else lo + math.floor(v * span + 1e-9)
+            for v in levels
+        )
         freq = None
         if sp.frequency_hz is not None and self.profile.frequency is not None:
             freq = self.profile.frequency.to_device(sp.frequency_hz)
@@ -360,7 +406,7 @@ class Device:
         if sp.heat is not None and self.profile.heat is not None:
             heat = int(min(sp.heat, self.limits.heat_max) * self.profile.heat.levels + _EPS)
         mode = self._mode_numbers.get(sp.mode) if sp.mode is not None else None
-        return Target(tuple(to_device(v) for v in levels), freq, heat, mode)
+        return Target(quantised, freq, heat, mode)
 
     # -- turning targets into commands ---------------------------------------------------------
 

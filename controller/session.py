@@ -188,7 +188,7 @@ class Session:
                 c = clamps[ci]
                 self.emit(ClampApplied(self._t(), c.zone, c.rule, c.wanted, c.got))
                 ci += 1
-            self.device.set(setpoints[i])
+            await self.device.offer(setpoints[i])
             w += 1
             i += 1
         if self._emergency is not None:
