@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from protocols.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from firmware_profiles.codec import Codec, CommandParser, ReplyParser
@@ -37,11 +38,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name from its module on first access."""
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'firmware_profiles' has no attribute '{name}'")
-    value = getattr(import_module(f"firmware_profiles.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr("firmware_profiles", _WHERE, globals())

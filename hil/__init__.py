@@ -5,8 +5,9 @@ Public names are imported on first use, so ``import hil.vtime`` stays free of py
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from protocols.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from hil.cushion import SimulatedCushion
@@ -51,11 +52,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name from its module on first access."""
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hil' has no attribute '{name}'")
-    value = getattr(import_module(f"hil.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr("hil", _WHERE, globals())

@@ -11,8 +11,9 @@ Public names are imported on first use: importing ``hil.ble`` does not import bu
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from protocols.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from hil.ble.backend import SimBleakClient, SimBleakScanner
@@ -39,11 +40,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name from its module on first access."""
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hil.ble' has no attribute '{name}'")
-    value = getattr(import_module(f"hil.ble.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr("hil.ble", _WHERE, globals())
