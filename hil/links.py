@@ -13,8 +13,8 @@ if TYPE_CHECKING:
 class InProcessLink:
     """A wire between a controller and a `SimulatedCushion` inside one event loop.
 
-    Writes reach the cushion on a later loop iteration (``call_soon``), as over a real wire;
-    bytes still in flight when the link closes are lost.
+    Writes reach the cushion at once (a wire without delay); replies reach the controller's
+    ``read`` on a later loop turn.
     """
 
     def __init__(self, cushion: SimulatedCushion) -> None:
@@ -34,7 +34,9 @@ class InProcessLink:
         """Send bytes towards the cushion; raise `ConnectionError` once the link is closed."""
         if self._closed is not None:
             raise ConnectionError(self._closed)
-        asyncio.get_running_loop().call_soon(self._deliver, bytes(data))
+        # A wire with no delay: the cushion takes the bytes now, in order; its replies reach
+        # the controller's reader on a later loop turn. Saves a loop turn per frame.
+        self._deliver(bytes(data))
 
     async def read(self) -> bytes:
         """Return the reply bytes received so far (waits for some); ConnectionError once closed."""

@@ -343,15 +343,17 @@ def test_link_disconnect_fails_pending_and_later_reads_and_writes() -> None:
     run_virtual(main())
 
 
-def test_bytes_in_flight_are_lost_when_the_controller_closes() -> None:
+def test_the_in_process_wire_has_no_delay_and_closes_cleanly() -> None:
     async def main() -> None:
         cushion = SimulatedCushion(load_profile("lp4-ascii"))
         codec = Codec(cushion.profile)
         link = InProcessLink(cushion)
         await link.write(codec.encode(SetZone(0, 3)))
+        assert len(cushion.recorder.commands()) == 1  # delivered at once
         link.close()
-        await asyncio.sleep(0)
-        assert cushion.recorder.commands() == []
+        with pytest.raises(ConnectionError):
+            await link.write(codec.encode(SetZone(0, 4)))
+        assert len(cushion.recorder.commands()) == 1  # nothing passes a closed link
         # a new link to the same cushion works (the controller reconnected)
         again = InProcessLink(cushion)
         await again.write(codec.encode(SetZone(0, 3)))
