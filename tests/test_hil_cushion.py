@@ -355,6 +355,7 @@ def test_the_in_process_wire_has_no_delay_and_closes_cleanly() -> None:
             await link.write(codec.encode(SetZone(0, 4)))
         assert len(cushion.recorder.commands()) == 1  # nothing passes a closed link
         # a new link to the same cushion works (the controller reconnected)
+        await asyncio.sleep(1)  # past the firmware's rate limit
         again = InProcessLink(cushion)
         await again.write(codec.encode(SetZone(0, 3)))
         assert codec.reply_parser().feed(await again.read()) == [Reply("ack")]
