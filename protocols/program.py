@@ -32,18 +32,9 @@ def _raise_first(info: ProgramInfo | Program, phases: tuple[Phase, ...]) -> None
         raise FieldError(message, loc)
 
 
-class Program(BaseModel):
+class Program(ProgramInfo):
     """A whole massage session: metadata plus introductory, main and final phases."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str = Field(pattern=_NAME, max_length=64)
-    title: str = Field(min_length=1)
-    summary: str = ""
-    sources: tuple[str, ...] = ()
-    contraindications: tuple[str, ...] = ()
-    sparing: bool = False
-    avoid: tuple[Technique, ...] = ()
     phases: tuple[Phase, ...]
 
     @model_validator(mode="after")
