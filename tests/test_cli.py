@@ -150,7 +150,8 @@ def test_a_device_that_never_answers_exits_3() -> None:
 
 
 @pytest.mark.realtime
-def test_sigint_cuts_the_outputs_and_exits_130() -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_cuts_the_outputs_and_exits_130(sig: signal.Signals) -> None:
     proc = subprocess.Popen(
         [*CLI, "run", "lumbar-classic", "--speed", "20", "--json"],
         stdout=subprocess.PIPE,
@@ -161,7 +162,7 @@ def test_sigint_cuts_the_outputs_and_exits_130() -> None:
     for line in proc.stdout:  # wait for the session to be under way, not for a clock
         if json.loads(line)["kind"] == "setpoint":
             break
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     rest, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     tail = events(rest)
