@@ -156,7 +156,6 @@ class Session:
         return result
 
     async def _play(self) -> SessionResult:
-        asyncio.get_running_loop()
         tl = self.timeline
         times, setpoints = tl.times, tl.setpoints
         markers = tl.markers
