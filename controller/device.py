@@ -224,6 +224,10 @@ class Device:
 
     async def serve(self) -> None:
         """Run the writer, reader and keepalive loops until cancelled; raises on a device fault."""
+        # Replies owed since `open` could not be read before now: time them from here, so a
+        # busy start (planning, scanning) is not taken for a silent device.
+        now = asyncio.get_running_loop().time()
+        self._pending_acks = deque(now for _ in self._pending_acks)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._writer_loop(), name="cushion-writer")
             tg.create_task(self._reader_loop(), name="cushion-reader")

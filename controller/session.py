@@ -171,6 +171,9 @@ class Session:
                 break
             if self._paused:
                 shift += await self._hold()
+                if w and self._stop_reason is None:
+                    # The output in force when the pause came, again (ramping from zero).
+                    await self.device.offer(setpoints[wakes[w - 1]])
                 continue
             t = times[i]
             if await self._wait_until(shift + t):
@@ -190,16 +193,27 @@ class Session:
             await self.device.offer(setpoints[i])
             w += 1
             i += 1
-        if self._emergency is not None:
-            return SessionResult("stopped", self._exit_code, self._emergency)
         if self._stop_reason is not None:
-            await self._ramp_down(setpoints[i - 1] if i else None)
-            await self.device.halt(self._stop_reason, final=True)
-            return SessionResult("stopped", self._exit_code, self._stop_reason)
-        await sleep_until(shift + tl.duration_s)
+            return await self._finish_stop(setpoints[i - 1] if i else None)
+        # The last stretch holds its output to the end, still listening for pause and stop.
+        while await self._wait_until(shift + tl.duration_s):
+            if self._stop_reason is not None:
+                return await self._finish_stop(setpoints[i - 1] if i else None)
+            shift += await self._hold()
+            if i and self._stop_reason is None:
+                await self.device.offer(setpoints[i - 1])
         self._position_s = tl.duration_s
         await self.device.halt("program finished", final=True)
         return SessionResult("done", EXIT_DONE, "program finished")
+
+    async def _finish_stop(self, last: Setpoint | None) -> SessionResult:
+        """End on a stop: cut at once for an emergency, otherwise ramp down first."""
+        assert self._stop_reason is not None
+        if self._emergency is not None:
+            return SessionResult("stopped", self._exit_code, self._emergency)
+        await self._ramp_down(last)
+        await self.device.halt(self._stop_reason, final=True)
+        return SessionResult("stopped", self._exit_code, self._stop_reason)
 
     async def _wait_until(self, deadline: float) -> bool:
         """Sleep until `deadline`; return True at once if a pause or stop comes first."""

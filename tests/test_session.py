@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import itertools
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,8 @@ from controller.device import Device
 from controller.events import AllOff, Paused, Resumed, SessionEnded, SetpointSent
 from controller.limits import DEFAULT_LIMITS
 from controller.safety import zone_caps
-from controller.session import Session
-from controller.timeline import Setpoint
+from controller.session import Session, SessionResult
+from controller.timeline import Setpoint, Timeline
 from controller.transports.base import Endpoint
 from controller.transports.sim import SimTransport
 from firmware_profiles import load_profile
@@ -216,3 +217,58 @@ def test_bytes_the_simulator_receives_never_break_the_envelope(
     assert_wire_respects_envelope(run, DEFAULT_LIMITS)
     run.cushion.recorder.assert_no("refused")
     run.cushion.recorder.assert_no("watchdog")
+
+
+def _steady(level: float, seconds: float, zones: int) -> Timeline:
+    """A timeline that holds one output from the start to the end (no changes to wake for)."""
+    return Timeline(
+        tuple(f"z{k}" for k in range(zones)),
+        [0.0],
+        [Setpoint((level,) * zones)],
+        seconds,
+        phase_of=["main"],
+    )
+
+
+def _run_steady(
+    during: Callable[[Session, SimulatedCushion], Awaitable[None]],
+) -> tuple[SessionResult, SimulatedCushion, float]:
+    profile = load_profile("vb6-binary")
+    cushion = SimulatedCushion(profile)
+
+    async def main() -> tuple[SessionResult, float]:
+        transport = SimTransport(Endpoint("sim", profile.name), profile, cushion)
+        async with Device(transport, profile, DEFAULT_LIMITS, emit=lambda e: None) as device:
+            session = Session(_steady(0.4, 600, 6), device, emit=lambda e: None)
+            task = asyncio.create_task(session.run())
+            await during(session, cushion)
+            result = await task
+            return result, asyncio.get_running_loop().time()
+
+    result, ended = run_virtual(main())
+    return result, cushion, ended
+
+
+def test_a_stop_in_the_last_steady_stretch_ends_the_session_at_once() -> None:
+    async def during(session: Session, cushion: SimulatedCushion) -> None:
+        await asyncio.sleep(100)
+        session.stop()
+
+    result, cushion, ended = _run_steady(during)
+    assert result.outcome == "stopped" and ended < 110  # not the program's 600 s
+    cushion.recorder.assert_all_off_at_end()
+
+
+def test_resume_in_a_steady_stretch_brings_the_output_back() -> None:
+    async def during(session: Session, cushion: SimulatedCushion) -> None:
+        await asyncio.sleep(100)
+        session.pause()
+        await asyncio.sleep(10)
+        assert not any(cushion.state.commanded)
+        session.resume()
+        await asyncio.sleep(60)
+        assert min(cushion.state.commanded) > 0  # back, without waiting for a program change
+        session.stop()
+
+    result, _, _ = _run_steady(during)
+    assert result.outcome == "stopped"

@@ -186,6 +186,11 @@ class SimBleWorld:
         return self._adapter
 
     def _address(self, kind: int) -> str:
-        n = next(self._serial)
-        # 0xF0 top byte: the two top bits set mark a random static address.
-        return f"F0:{kind:02X}:00:00:{n >> 8 & 0xFF:02X}:{n & 0xFF:02X}"
+        taken = {str(d.public_address).upper() for d in self._devices}
+        taken |= {str(d.random_address).upper() for d in self._devices}
+        while True:
+            n = next(self._serial)
+            # 0xF0 top byte: the two top bits set mark a random static address.
+            address = f"F0:{kind:02X}:00:00:{n >> 8 & 0xFF:02X}:{n & 0xFF:02X}"
+            if address not in taken:  # never reuse one a caller chose explicitly
+                return address
