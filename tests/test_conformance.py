@@ -98,6 +98,20 @@ LINKS = {"pty": pty_link, "ble": ble_link}
 CASES = [(link, profile) for link in LINKS for profile in ("nus-text", "vb6-binary")]
 
 
+async def until(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    """Wait (on the loop's clock) until `condition()` holds; fail after `timeout_s`."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + timeout_s
+    while not condition():
+        assert loop.time() < give_up, "condition never came true"
+        await asyncio.sleep(0.05)
+
+
+def running(cushion: SimulatedCushion) -> Callable[[], bool]:
+    """Return a check: some zone is commanded above half its ramp-limited top this run."""
+    return lambda: max(cushion.state.commanded, default=0) >= 2
+
+
 def run_scaled(coro: Coroutine[Any, Any, Any]) -> Any:
     """Run on a loop whose clock runs SPEED times faster than real time."""
     with asyncio.Runner(loop_factory=lambda: ScaledTimeLoop(SPEED)) as runner:
@@ -142,16 +156,14 @@ def test_program_runs_within_the_envelope(link: str, profile: str) -> None:
 @pytest.mark.parametrize(("link", "profile"), CASES)
 def test_emergency_stop_wins(link: str, profile: str) -> None:
     async def during(session: Session, cushion: SimulatedCushion) -> None:
-        await asyncio.sleep(20)
+        await until(running(cushion))
         await session.emergency_stop("test")
 
     run = session_on(link, profile, during)
     assert run.result.outcome == "stopped"
     rec = run.cushion.recorder
-    opened = rec.of("command")[0].t  # the all-off sent on open (the loop clock is not at 0)
-    stop_t = next(
-        e.t for e in rec.of("command") if isinstance(e.detail, Stop) and e.t > opened + 10
-    )
+    first_on = min(t for z in range(rec.zone_count) for t, level in rec.levels(z) if level)
+    stop_t = next(e.t for e in rec.of("command") if isinstance(e.detail, Stop) and e.t > first_on)
     after = [e.detail for e in rec.of("command") if e.t >= stop_t]
     assert not any(
         isinstance(c, SetZone | SetAll) and any(getattr(c, "levels", (c.level,))) for c in after
@@ -169,12 +181,11 @@ def test_cancellation_turns_everything_off(link: str, profile: str) -> None:
             async with Device(transport, profile_obj, LIMITS, emit=lambda e: None) as device:
                 session = Session(plan(PROGRAM, profile_obj, LIMITS), device, emit=lambda e: None)
                 task = asyncio.create_task(session.run())
-                await asyncio.sleep(20)
-                assert any(cushion.state.commanded)
+                await until(running(cushion))
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await asyncio.sleep(0.5)  # let the all-off frame cross the link
+            await until(lambda: not any(cushion.state.commanded))  # all-off crossed the link
 
     run_scaled(main())
     cushion.recorder.assert_all_off_at_end()
@@ -195,12 +206,11 @@ def test_a_silent_controller_is_stopped_by_the_device(link: str, profile: str) -
             serving = asyncio.create_task(device.serve())
             device.resume()
             device.set(Setpoint((0.3,) * len(profile_obj.zones)))
-            await asyncio.sleep(20)
-            assert any(cushion.state.commanded)
+            await until(running(cushion))
             serving.cancel()  # the controller hangs: no more frames, no goodbye
             with contextlib.suppress(asyncio.CancelledError):
                 await serving
-            await asyncio.sleep(watchdog * 2)
+            await until(lambda: not any(cushion.state.commanded), timeout_s=watchdog * 2)
             # The device's own timers turned it off: its watchdog, or its leases running out.
             rec = cushion.recorder
             assert rec.count("watchdog") + rec.count("lease_expired") >= 1
