@@ -45,9 +45,11 @@ if TYPE_CHECKING:
     from firmware_profiles import Profile
 
 _EPS = 1e-6
-# Longest gap the run-time ceiling may bridge in one update: a value that jumps after a quiet
-# spell still climbs from the ceiling instead of leaping by the whole quiet time's allowance.
-_MAX_RAMP_GAP_S = 0.25
+# Longest gap the run-time ceiling may bridge in one update: one ramp-rule step (10 % per 5 s).
+# Long enough that a plan's slow ramp, which reaches the wire only when a device level
+# changes, is not held back; short enough that a value jumping after a quiet spell still
+# climbs from the ceiling instead of leaping by the whole quiet time's allowance.
+_MAX_RAMP_GAP_S = 5.0
 _BAD_FRAMES_BEFORE_FAULT = 3
 _PRESS_RETRIES = 2
 _STOP_DELIVERY_S = 10.0
