@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from controller.limits import DEFAULT_LIMITS
 from firmware_profiles.commands import (
     Command,
@@ -16,11 +18,12 @@ from firmware_profiles.commands import (
     Stop,
 )
 
-
-def _samples(profile: object) -> list[tuple[str, Command]]:
+if TYPE_CHECKING:
     from firmware_profiles import Profile
 
-    assert isinstance(profile, Profile)
+
+def _samples(profile: Profile) -> list[tuple[str, Command]]:
+    """Return one command of every kind the profile has a frame for, at telling values."""
     top = profile.intensity.max
     n = len(profile.zones)
     lease = profile.limits.lease_s
