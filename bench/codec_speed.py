@@ -132,7 +132,7 @@ def measure(
 
     new = new_commands(probe, count)
     new_frames = [probe.encode(c) for c in new]
-    rows = [
+    rows: list[tuple[str, Sequence[Any], Callable[[Any], Any], Callable[[Any], Any]]] = [
         ("encode", commands, lambda c: c.encode, lambda c: c._encode),
         ("  all new", new, lambda c: c.encode, lambda c: c._encode),
         ("command feed", frames, lambda c: c.command_parser().feed,
