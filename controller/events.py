@@ -156,13 +156,3 @@ _KIND: dict[type, str] = {
 }
 
 Emit = Callable[[Event], None]
-
-
-def fan_out(*sinks: Emit) -> Emit:
-    """Return one emitter that hands every event to each sink in turn."""
-
-    def emit(event: Event) -> None:
-        for sink in sinks:
-            sink(event)
-
-    return emit

@@ -72,16 +72,6 @@ class Timeline:
         """Return the index of the sample in force at `t_s`."""
         return max(0, bisect_right(self.times, t_s) - 1)
 
-    def marker_at(self, t_s: float, kind: str) -> Marker | None:
-        """Return the last marker of `kind` at or before `t_s`."""
-        found = None
-        for marker in self.markers:
-            if marker.t_s > t_s:
-                break
-            if marker.kind == kind:
-                found = marker
-        return found
-
     def peak(self) -> float:
         """Return the highest intensity any zone reaches."""
         return max((max(sp.levels, default=0.0) for sp in self.setpoints), default=0.0)
