@@ -123,6 +123,7 @@ class Device:
         self._reply_timeout = profile.limits.reply_timeout_s
         self._link_up = asyncio.Event()
         self._writing = False
+        self._fresh = False
         self._writer_due: float | None = None
         self._stepping = profile.control == "stepping"
 
@@ -173,6 +174,11 @@ class Device:
     def set(self, setpoint: Setpoint) -> None:
         """Ask for new outputs (0..1 per zone); the newest request replaces any unsent one."""
         self._desired = setpoint
+        self._poke()
+
+    def _poke(self) -> None:
+        """Wake the writer for new work (a timer wake-up alone only re-checks leases)."""
+        self._fresh = True
         self._dirty.set()
 
     async def offer(self, setpoint: Setpoint) -> None:
@@ -186,7 +192,7 @@ class Device:
             or self._stepping
             or now < self._last_update_t + self._min_interval
         ):
-            self._dirty.set()  # the writer task sends it (or a newer one) when allowed
+            self._poke()  # the writer task sends it (or a newer one) when allowed
             return
         # Same path as the writer, minus a task switch per update: the clamp, the codec and
         # `_send` are shared, so this is still the one way to the wire.
@@ -215,7 +221,7 @@ class Device:
             return
         self._ceiling, self._ceiling_t = 0.0, asyncio.get_running_loop().time()
         self._halted = False
-        self._dirty.set()
+        self._poke()
 
     @property
     def ceiling(self) -> float:
@@ -261,6 +267,9 @@ class Device:
                 await sleep_until(earliest)  # meanwhile newer setpoints replace this one
             if self._halted or self._writing:
                 continue  # an inline update (offer) is on the wire; it takes the newest value
+            fresh, self._fresh = self._fresh, False
+            if not (fresh or self._binding or self._lease_is_due(lease, loop.time())):
+                continue  # a lease timer that an inline update has already made moot
             self._writing = True
             try:
                 await self._update(loop.time(), lease)
@@ -453,6 +462,10 @@ class Device:
         self._sent = target
         self._emit_sent(target)
 
+    def _lease_is_due(self, lease: float | None, now: float) -> bool:
+        """Tell whether a running zone's lease needs renewing now."""
+        return bool(lease) and now + _EPS >= self._lease_due(lease or 0.0)
+
     def _lease_due(self, lease: float) -> float:
         """Return when the oldest lease of a running zone is half used up."""
         levels = self._sent.levels if self._sent else ()
@@ -604,7 +617,7 @@ class Device:
                 )
             if not self._halted:
                 self._sent = None
-                self._dirty.set()
+                self._poke()
             return
         if item.kind == "ack":
             self._naks = 0
