@@ -184,7 +184,7 @@ def run(
     max_intensity: float | None,
     sparing: bool,
 ) -> None:
-    """Run a massage program on a cushion (on the simulator unless --port is given)."""
+    """Run a massage program on a cushion (the simulator unless --port or --ble is given)."""
     from controller.runner import RunOptions, run_program
     from controller.transports.base import Endpoint, parse_endpoint
     from firmware_profiles import load_profile
