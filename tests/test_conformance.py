@@ -145,7 +145,9 @@ def session_on(
 def test_program_runs_within_the_envelope(link: str, profile: str) -> None:
     run = session_on(link, profile)
     assert run.result.exit_code == 0, run.result
-    assert_wire_respects_envelope(run, LIMITS)
+    # Arrival times over a real link jitter by milliseconds of real time, which the sped-up
+    # clock multiplies: allow 30 ms (real) of it in the ramp check.
+    assert_wire_respects_envelope(run, LIMITS, link_jitter_s=0.03 * SPEED)
     rec = run.cushion.recorder
     rec.assert_no("watchdog")  # keepalives kept the device alive through steady stretches
     rec.assert_no("lease_expired")
