@@ -83,3 +83,8 @@ def simulate(
 
     result = run_virtual(main())
     return Run(result, events, sim, prof, prog)
+
+
+async def advance(seconds: float) -> None:
+    """Let `seconds` pass on the running loop's clock (the virtual one here: no real wait)."""
+    await asyncio.sleep(seconds)

@@ -20,7 +20,7 @@ from hil.cushion import SimulatedCushion
 from hil.vtime import run_virtual
 from protocols import load_program
 from tests.invariants import assert_wire_respects_envelope, wire_points
-from tests.support import Run
+from tests.support import Run, advance
 from tests.test_cli import CLI, cushion
 
 
@@ -76,7 +76,7 @@ def test_link_loss_over_ble_pauses_reconnects_and_ramps_from_zero() -> None:
                     auto_resume=True,
                 )
                 task = asyncio.create_task(session.run())
-                await asyncio.sleep(400)
+                await advance(400)
                 assert any(sim.state.commanded)
                 await peripheral.disconnect()  # out of range for a moment
                 return await task

@@ -22,6 +22,7 @@ from hil.ble import SimBleakClient, SimBleakScanner, SimBlePeripheral, SimBleWor
 from hil.ble.world import current_world
 from hil.cushion import SimulatedCushion
 from hil.vtime import run_virtual
+from tests.support import advance
 
 VB6 = "vb6-binary"
 
@@ -116,7 +117,7 @@ def test_each_advertisement_is_reported_once_and_within_an_interval() -> None:
 
         async with BleakScanner(on_adv, backend=SimBleakScanner):
             start = clock()
-            await asyncio.sleep(1.0)
+            await advance(1.0)
         # 100 ms interval: 10 adverts in a second, each once (no fake scan-response copies).
         assert 9 <= len(seen) <= 11
         assert seen[0][0] - start <= world.advertising_interval_ms / 1000

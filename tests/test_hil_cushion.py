@@ -25,6 +25,7 @@ from hil.cushion import SimulatedCushion
 from hil.firmware import NAK_BAD_FRAME, NAK_OUT_OF_RANGE
 from hil.links import InProcessLink
 from hil.vtime import run_virtual
+from tests.support import advance
 
 PROFILES = ("lp4-ascii", "vb6-binary", "remote-stepper")
 
@@ -355,7 +356,7 @@ def test_the_in_process_wire_has_no_delay_and_closes_cleanly() -> None:
             await link.write(codec.encode(SetZone(0, 4)))
         assert len(cushion.recorder.commands()) == 1  # nothing passes a closed link
         # a new link to the same cushion works (the controller reconnected)
-        await asyncio.sleep(1)  # past the firmware's rate limit
+        await advance(1)  # past the firmware's rate limit
         again = InProcessLink(cushion)
         await again.write(codec.encode(SetZone(0, 3)))
         assert codec.reply_parser().feed(await again.read()) == [Reply("ack")]

@@ -11,7 +11,7 @@ from controller.transports.sim import SimTransport
 from firmware_profiles.commands import Stop
 from hil.cushion import SimulatedCushion
 from tests.invariants import assert_wire_respects_envelope, wire_points
-from tests.support import simulate
+from tests.support import advance, simulate
 
 
 def _pull_cable(session: Session) -> SimTransport:
@@ -27,7 +27,7 @@ def _commands_after(cushion: SimulatedCushion, t: float) -> list[object]:
 
 def test_auto_resume_sends_all_off_first_and_ramps_from_zero() -> None:
     async def during(session: Session, cushion: SimulatedCushion) -> None:
-        await asyncio.sleep(600)
+        await advance(600)
         assert max(cushion.state.commanded) > 40
         _pull_cable(session)
 
@@ -47,9 +47,9 @@ def test_auto_resume_sends_all_off_first_and_ramps_from_zero() -> None:
 
 def test_without_auto_resume_the_session_waits_for_the_user() -> None:
     async def during(session: Session, cushion: SimulatedCushion) -> None:
-        await asyncio.sleep(600)
+        await advance(600)
         _pull_cable(session)
-        await asyncio.sleep(120)
+        await advance(120)
         assert session.paused and not any(cushion.state.commanded)  # link is back, still off
         session.resume()
 
@@ -65,12 +65,12 @@ def test_without_auto_resume_the_session_waits_for_the_user() -> None:
 
 def test_a_stop_asked_for_while_disconnected_is_sent_first_thing_on_reconnect() -> None:
     async def during(session: Session, cushion: SimulatedCushion) -> None:
-        await asyncio.sleep(600)
+        await advance(600)
         transport = _pull_cable(session)
         transport.in_range = False  # the cushion stays out of reach for a while
         await asyncio.sleep(0.001)
         session.stop("user pressed stop")
-        await asyncio.sleep(3)
+        await advance(3)
         transport.in_range = True
 
     run = simulate("lumbar-classic", "vb6-binary", during=during, reconnect=True)
@@ -84,7 +84,7 @@ def test_a_stop_asked_for_while_disconnected_is_sent_first_thing_on_reconnect() 
 
 def test_a_serial_style_link_loss_is_final_without_reconnect() -> None:
     async def during(session: Session, cushion: SimulatedCushion) -> None:
-        await asyncio.sleep(300)
+        await advance(300)
         _pull_cable(session)
 
     run = simulate("lumbar-classic", "vb6-binary", during=during)

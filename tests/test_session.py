@@ -27,7 +27,7 @@ from hil.vtime import run_virtual
 from protocols import Program
 from tests.invariants import assert_wire_respects_envelope, wire_points
 from tests.strategies import programs
-from tests.support import simulate
+from tests.support import advance, simulate
 
 
 @pytest.mark.parametrize(
@@ -76,10 +76,10 @@ def test_json_events_agree_with_the_wire() -> None:
 
 def test_pause_turns_off_and_resume_ramps_from_zero() -> None:
     async def during(session: Session, cushion: SimulatedCushion) -> None:
-        await asyncio.sleep(600)
+        await advance(600)
         assert max(cushion.state.commanded) > 2
         session.pause()
-        await asyncio.sleep(30)
+        await advance(30)
         assert not any(cushion.state.commanded)
         session.resume()
 
@@ -97,7 +97,7 @@ def test_pause_turns_off_and_resume_ramps_from_zero() -> None:
 
 def test_stop_ramps_down_then_turns_everything_off() -> None:
     async def during(session: Session, cushion: SimulatedCushion) -> None:
-        await asyncio.sleep(600)
+        await advance(600)
         session.stop()
 
     run = simulate("lumbar-classic", "vb6-binary", during=during)
@@ -113,7 +113,7 @@ def test_stop_ramps_down_then_turns_everything_off() -> None:
 
 def test_emergency_stop_cuts_at_once_and_nothing_follows() -> None:
     async def during(session: Session, cushion: SimulatedCushion) -> None:
-        await asyncio.sleep(600.05)
+        await advance(600.05)
         await session.emergency_stop("test")
         await asyncio.sleep(0)  # one loop turn: the simulated wire delivers with call_soon
         assert not any(cushion.state.commanded)  # off with no virtual time passing
@@ -131,7 +131,7 @@ def test_emergency_stop_cuts_at_once_and_nothing_follows() -> None:
 @pytest.mark.parametrize("fault", ["silent", "garble_replies"])
 def test_a_device_that_stops_answering_sensibly_ends_with_exit_3(fault: str) -> None:
     async def during(session: Session, cushion: SimulatedCushion) -> None:
-        await asyncio.sleep(120)
+        await advance(120)
         setattr(cushion.faults, fault, True)
 
     run = simulate("lumbar-classic", "lp4-ascii", during=during)
@@ -144,7 +144,7 @@ def test_link_loss_ends_the_session_with_exit_3() -> None:
     transport_box: list[SimTransport] = []
 
     async def during(session: Session, cushion: SimulatedCushion) -> None:
-        await asyncio.sleep(300)
+        await advance(300)
         link = session.device.transport._link
         assert link is not None
         transport_box.append(session.device.transport)  # type: ignore[arg-type]
@@ -166,10 +166,10 @@ def test_latest_value_wins_and_updates_never_queue() -> None:
             serving = asyncio.create_task(device.serve())
             device.resume()
             device.set(Setpoint((0.6,) * 6))
-            await asyncio.sleep(100)  # the ceiling has climbed to 0.6
+            await advance(100)  # the ceiling has climbed to 0.6
             for k in range(200):  # a burst far faster than the device's 50 updates/s
                 device.set(Setpoint((0.59 - 0.001 * k,) * 6))
-            await asyncio.sleep(1)
+            await advance(1)
             serving.cancel()
 
     run_virtual(main())
@@ -251,7 +251,7 @@ def _run_steady(
 
 def test_a_stop_in_the_last_steady_stretch_ends_the_session_at_once() -> None:
     async def during(session: Session, cushion: SimulatedCushion) -> None:
-        await asyncio.sleep(100)
+        await advance(100)
         session.stop()
 
     result, cushion, ended = _run_steady(during)
@@ -261,12 +261,12 @@ def test_a_stop_in_the_last_steady_stretch_ends_the_session_at_once() -> None:
 
 def test_resume_in_a_steady_stretch_brings_the_output_back() -> None:
     async def during(session: Session, cushion: SimulatedCushion) -> None:
-        await asyncio.sleep(100)
+        await advance(100)
         session.pause()
-        await asyncio.sleep(10)
+        await advance(10)
         assert not any(cushion.state.commanded)
         session.resume()
-        await asyncio.sleep(60)
+        await advance(60)
         assert min(cushion.state.commanded) > 0  # back, without waiting for a program change
         session.stop()
 
