@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import multiprocessing
@@ -11,6 +12,7 @@ import statistics
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # The scripts run as `python bench/<name>.py`: make the project importable from there.
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,3 +110,27 @@ def _cell(value: object) -> str:
             return "-"
         return f"{value:.3f}" if abs(value) < 100 else f"{value:,.0f}"
     return str(value)
+
+
+if TYPE_CHECKING:
+    from controller.device import Device
+    from controller.timeline import Timeline
+
+
+async def play_naive(device: Device, timeline: Timeline) -> None:
+    """The naive baseline: play every sample after an accumulated `asyncio.sleep`, then stop."""
+    device.origin = asyncio.get_running_loop().time()
+    device.resume()
+    serving = asyncio.create_task(device.serve())
+    try:
+        previous = 0.0
+        for t, setpoint in zip(timeline.times, timeline.setpoints, strict=True):
+            await asyncio.sleep(t - previous)
+            previous = t
+            device.set(setpoint)
+        await asyncio.sleep(timeline.duration_s - previous)
+        await device.halt("program finished", final=True)
+    finally:
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import math
 from collections.abc import Coroutine, Sequence
@@ -148,23 +147,8 @@ async def play_naive(
 ) -> Lateness:
     """Play the timeline with accumulated `await asyncio.sleep(dt)` and `device.set()`."""
     async with pty_rig(profile, limits) as rig:
-        device = rig.device
-        loop = asyncio.get_running_loop()
-        origin = device.origin = loop.time()
-        device.resume()
-        serving = asyncio.create_task(device.serve())
-        try:
-            previous = 0.0
-            for t, setpoint in zip(timeline.times, timeline.setpoints, strict=True):
-                await asyncio.sleep(t - previous)
-                previous = t
-                device.set(setpoint)
-            await asyncio.sleep(timeline.duration_s - previous)
-            await device.halt("program finished", final=True)
-        finally:
-            serving.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await serving
+        await benchlib.play_naive(rig.device, timeline)
+        origin = rig.device.origin
         await asyncio.sleep(0.05)
         return lateness(rig, timeline, origin, zone, warm_s)
 

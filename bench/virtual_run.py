@@ -19,8 +19,6 @@ speed-up = program length / wall. Target: >= 2000x (26 min in < 0.8 s).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import cProfile
 import pstats
 import statistics
@@ -83,22 +81,7 @@ def run_naive(program: Program, profile: Profile) -> Outcome:
         async with Device(
             transport, profile, DEFAULT_LIMITS, emit=events.append, sparing=program.sparing
         ) as device:
-            loop = asyncio.get_running_loop()
-            device.origin = loop.time()
-            device.resume()
-            serving = asyncio.create_task(device.serve())
-            try:
-                previous = 0.0
-                for t, setpoint in zip(timeline.times, timeline.setpoints, strict=True):
-                    await asyncio.sleep(t - previous)
-                    previous = t
-                    device.set(setpoint)
-                await asyncio.sleep(timeline.duration_s - previous)
-                await device.halt("program finished", final=True)
-            finally:
-                serving.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await serving
+            await benchlib.play_naive(device, timeline)
 
     return _timed(main, events, cushion)
 
