@@ -7,54 +7,26 @@ absolute deadlines, so swapping the loop swaps the clock for all of them at once
 from __future__ import annotations
 
 import asyncio
-import selectors
-import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+# The scaled and virtual clocks are the simulator's; the controller only picks one.
+from hil.vtime import ScaledTimeLoop, VirtualTimeLoop
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
+
+__all__ = [
+    "SPIN_MARGIN_S",
+    "ScaledTimeLoop",
+    "VirtualTimeLoop",
+    "is_real_time",
+    "loop_factory",
+    "sleep_until",
+]
 
 # The loop rounds its waits to whole milliseconds; waking this early and yielding until
 # the deadline brings wire lateness from ~1 ms median to microseconds (HIL-NOTES.md).
 SPIN_MARGIN_S = 0.002
-
-
-class _ScaledSelector(selectors.BaseSelector):
-    """Wraps a real selector, shortening every wait by the loop's speed factor."""
-
-    def __init__(self, inner: selectors.BaseSelector, speed: float) -> None:
-        self._inner = inner
-        self._speed = speed
-
-    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        return self._inner.register(fileobj, events, data)
-
-    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
-        return self._inner.unregister(fileobj)
-
-    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        return self._inner.modify(fileobj, events, data)
-
-    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        return self._inner.select(None if timeout is None else timeout / self._speed)
-
-    def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
-        return self._inner.get_map()
-
-    def close(self) -> None:
-        self._inner.close()
-
-
-class ScaledTimeLoop(asyncio.SelectorEventLoop):
-    """An event loop whose clock runs `speed` times faster than real time (simulator only)."""
-
-    def __init__(self, speed: float) -> None:
-        super().__init__(_ScaledSelector(selectors.DefaultSelector(), speed))
-        self.speed = speed
-
-    def time(self) -> float:
-        """Return scaled monotonic time in seconds."""
-        return time.monotonic() * self.speed
 
 
 def loop_factory(speed: float | None) -> Callable[[], asyncio.AbstractEventLoop]:
@@ -62,8 +34,6 @@ def loop_factory(speed: float | None) -> Callable[[], asyncio.AbstractEventLoop]
     if speed is None or speed == 1:
         return asyncio.new_event_loop
     if speed == float("inf"):
-        from hil.vtime import VirtualTimeLoop
-
         return VirtualTimeLoop
     return lambda: ScaledTimeLoop(speed)
 

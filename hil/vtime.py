@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import selectors
+import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -20,13 +21,11 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class VirtualSelector(selectors.BaseSelector):
-    """Wrap a real selector: poll without blocking; an idle timed wait advances the clock."""
+class WrappedSelector(selectors.BaseSelector):
+    """Delegates to a real selector; subclasses change only how long `select` waits."""
 
-    def __init__(self, real: selectors.BaseSelector, start_s: float = 0.0) -> None:
+    def __init__(self, real: selectors.BaseSelector) -> None:
         self._real = real
-        self.now_s = start_s
-        self._zero_polls = 0
 
     def register(
         self, fileobj: FileDescriptorLike, events: int, data: Any = None
@@ -45,6 +44,27 @@ class VirtualSelector(selectors.BaseSelector):
         return self._real.modify(fileobj, events, data)
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        """Wait for real I/O as the wrapped selector does."""
+        return self._real.select(timeout)
+
+    def close(self) -> None:
+        """Close the wrapped selector."""
+        self._real.close()
+
+    def get_map(self) -> Mapping[FileDescriptorLike, selectors.SelectorKey]:
+        """Return the wrapped selector's file-object map."""
+        return self._real.get_map()
+
+
+class VirtualSelector(WrappedSelector):
+    """Wrap a real selector: poll without blocking; an idle timed wait advances the clock."""
+
+    def __init__(self, real: selectors.BaseSelector, start_s: float = 0.0) -> None:
+        super().__init__(real)
+        self.now_s = start_s
+        self._zero_polls = 0
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         """Poll real fds at once; with nothing ready, advance virtual time by ``timeout`` (s)."""
         if timeout == 0:
             # Callbacks are ready, so time stands still: polling fds on every such pass costs a
@@ -60,13 +80,29 @@ class VirtualSelector(selectors.BaseSelector):
             self.now_s += timeout
         return []
 
-    def close(self) -> None:
-        """Close the wrapped selector."""
-        self._real.close()
 
-    def get_map(self) -> Mapping[FileDescriptorLike, selectors.SelectorKey]:
-        """Return the wrapped selector's file-object map."""
-        return self._real.get_map()
+class ScaledSelector(WrappedSelector):
+    """Wrap a real selector, shortening every wait by the loop's speed factor."""
+
+    def __init__(self, real: selectors.BaseSelector, speed: float) -> None:
+        super().__init__(real)
+        self._speed = speed
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        """Wait 1/speed of the loop-clock timeout in real time."""
+        return self._real.select(None if timeout is None else timeout / self._speed)
+
+
+class ScaledTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock runs `speed` times faster than real time (simulator only)."""
+
+    def __init__(self, speed: float) -> None:
+        super().__init__(ScaledSelector(selectors.DefaultSelector(), speed))
+        self.speed = speed
+
+    def time(self) -> float:
+        """Return scaled monotonic time in seconds."""
+        return time.monotonic() * self.speed
 
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
