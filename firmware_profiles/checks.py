@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, get_args
 
-from firmware_profiles.commands import Button
-from firmware_profiles.compiler import compile_profile
+from firmware_profiles.ascii_template import AsciiFrame
+from firmware_profiles.commands import Button, ProfileError
+from firmware_profiles.compiler import Compiled, compile_profile
 from firmware_profiles.problem import Problem
 from protocols.techniques import Technique
 
 if TYPE_CHECKING:
+    from firmware_profiles.fieldcodec import FieldCodec
     from firmware_profiles.model import Profile
+
+# Nak codes a device sends (the simulator's: 1 bad frame, 2 out of range, 3 unsupported,
+# 4 too fast); a nak frame must be able to carry the highest.
+NAK_CODE_MAX = 4
+# Hottest surface a status reply may report, C (the simulator's heater settles at 44 C).
+STATUS_TEMP_MAX_C = 60
 
 
 def check_profile(profile: Profile) -> None:
@@ -19,7 +27,7 @@ def check_profile(profile: Profile) -> None:
     _modes(profile)
     _limits(profile)
     _frames(profile)
-    compile_profile(profile)
+    _replies(profile, compile_profile(profile))
 
 
 def _zones(profile: Profile) -> None:
@@ -51,6 +59,18 @@ def _modes(profile: Profile) -> None:
 
 def _limits(profile: Profile) -> None:
     limits = profile.limits
+    # The controller paces every frame, keepalives included, at 1/max_update_hz at most; a
+    # shorter keepalive is a busy loop that only the rate limit stops (1e-4 s: 8,000 frames/s).
+    fastest = 1.0 / limits.max_update_hz
+    if limits.keepalive_s is not None and limits.keepalive_s < fastest - 1e-12:
+        raise Problem(("limits", "keepalive_s"), f"keepalive_s ({limits.keepalive_s:g}) is "
+                      f"shorter than one frame interval (1/max_update_hz = {fastest:g} s).",
+                      f"Use at least {fastest:g} s; a few times per watchdog period is enough.")
+    if limits.lease_s is not None and limits.lease_s < 2 * fastest - 1e-12:
+        raise Problem(("limits", "lease_s"), f"lease_s ({limits.lease_s:g}) is shorter than two "
+                      f"frame intervals ({2 * fastest:g} s at max_update_hz = "
+                      f"{limits.max_update_hz:g}): leases would lapse before they can be renewed.",
+                      "Use a lease of a second or more.")
     if limits.watchdog_s is not None:
         if limits.keepalive_s is None:
             raise Problem(("limits", "watchdog_s"), "the device has a watchdog but keepalive_s "
@@ -90,3 +110,41 @@ def _frames(profile: Profile) -> None:
     if "next_mode" in frames.press and not profile.modes:
         raise Problem(("frames", "press", "next_mode"), "next_mode cycles through [modes], "
                       "which is empty.", "Add [modes] in the order the button cycles them.")
+
+
+def _reply_extremes(profile: Profile) -> dict[str, int]:
+    """Return the highest value a device may report in each reply field it knows."""
+    top = profile.intensity.max
+    values = {"level": top, "power": 1, "temp_c": STATUS_TEMP_MAX_C, "code": NAK_CODE_MAX}
+    values.update({f"level{i}": top for i in range(len(profile.zones))})
+    if profile.modes:
+        values["mode"] = max(profile.modes.values())
+    if profile.heat is not None:
+        values["heat"] = profile.heat.levels
+    if profile.frequency is not None:
+        values["frequency"] = max(profile.frequency.raw_values)
+    return values
+
+
+def _replies(profile: Profile, compiled: Compiled) -> None:
+    """Refuse a reply frame whose fields cannot hold what the device will report.
+
+    A status reply carries the device's levels, mode, heat and frequency; if the highest of
+    them does not fit its field, the device (and the simulator) cannot say it, and a run
+    fails half-way instead of at load time.
+    """
+    extremes = _reply_extremes(profile)
+    for kind, frame in compiled.replies.items():
+        fields: list[FieldCodec] = (list(frame.fields) if isinstance(frame, AsciiFrame)
+                                    else [slot.field for slot in frame.slots])
+        for field in fields:
+            value = extremes.get(field.key)
+            if value is None:
+                continue
+            try:
+                field.to_raw(value)
+            except ProfileError as exc:
+                raise Problem(("replies", kind), f"the {kind} reply cannot report "
+                              f"{field.key} = {value}: {exc.message.rstrip('.')}.",
+                              "Make the field wider or change its scale/offset, or lower "
+                              "the profile's range.") from exc

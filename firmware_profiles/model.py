@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Final, Literal
 
 from pydantic import Field, field_validator
 
 from firmware_profiles.frames import Frames, FrameSpec, Replies
-from firmware_profiles.outputs import Frequency, FrozenModel, Heat, Intensity
+from firmware_profiles.outputs import MAX_LEVEL, Frequency, FrozenModel, Heat, Intensity
 from protocols.zones import expand_zones
 
 if TYPE_CHECKING:
     from protocols.techniques import Technique
+
+# Sanity bounds (the loader refuses anything beyond them, naming the key).
+# A device that takes more than 1000 frames/s is no massage cushion, and 1/max_update_hz is
+# the controller's pacing interval: inf would mean "no pacing at all".
+MAX_UPDATE_HZ: Final = 1000.0
+# A reply that takes longer than a minute is a dead link; an infinite time-out never notices.
+MAX_REPLY_TIMEOUT_S: Final = 60.0
+# Watchdog, keepalive, lease and auto-off: a day is beyond any session (40 min at most).
+MAX_TIMER_S: Final = 24 * 3600.0
+# Motor numbers index bits of a motor mask; a mask field is at most four bytes wide, and 256
+# motors leave room for any cushion while keeping 1 << motor small.
+MAX_MOTOR: Final = 255
+MAX_BAUDRATE: Final = 10_000_000
 
 
 class ProfileInfo(FrozenModel):
@@ -30,7 +43,7 @@ class ProfileInfo(FrozenModel):
 class SerialSettings(FrozenModel):
     """Serial link settings."""
 
-    baudrate: int = Field(9600, gt=0)
+    baudrate: int = Field(9600, gt=0, le=MAX_BAUDRATE)
     bytesize: Literal[5, 6, 7, 8] = 8
     parity: Literal["none", "even", "odd", "mark", "space"] = "none"
     stopbits: float = Field(1, description="1, 1.5 or 2.")
@@ -58,8 +71,8 @@ class Zone(FrozenModel):
     """A group of motors driven together, and the anatomical zones it covers."""
 
     id: str = Field(min_length=1)
-    motors: tuple[Annotated[int, Field(ge=0)], ...] = Field(
-        min_length=1, description="Motor numbers."
+    motors: tuple[Annotated[int, Field(ge=0, le=MAX_MOTOR)], ...] = Field(
+        min_length=1, description="Motor numbers (0..255)."
     )
     covers: tuple[str, ...] = Field(min_length=1, description="Anatomical zones or groups.")
     kidney: bool = Field(False, description="Over the kidneys: the envelope caps it.")
@@ -71,14 +84,24 @@ class Zone(FrozenModel):
 
 
 class Limits(FrozenModel):
-    """Timing and rate limits of the device and the controller's obligations."""
+    """Timing and rate limits of the device and the controller's obligations (finite, bounded).
 
-    max_update_hz: float = Field(gt=0, description="Most frames per second the device takes.")
-    watchdog_s: float | None = Field(None, gt=0, description="Device stops after this silence.")
-    auto_off_s: float | None = Field(None, gt=0, description="Device turns off after this long.")
-    keepalive_s: float | None = Field(None, gt=0, description="Controller keepalive interval.")
-    lease_s: float | None = Field(None, gt=0, description="Lease requested in leased commands.")
-    reply_timeout_s: float = Field(0.5, gt=0, description="Longest wait for a reply.")
+    Cross-field rules (keepalive at most the update rate and below the watchdog, leases
+    longer than the keepalive) are in `firmware_profiles.checks`.
+    """
+
+    max_update_hz: float = Field(gt=0, le=MAX_UPDATE_HZ,
+                                 description="Most frames per second the device takes (<= 1000).")
+    watchdog_s: float | None = Field(None, gt=0, le=MAX_TIMER_S,
+                                     description="Device stops after this silence.")
+    auto_off_s: float | None = Field(None, gt=0, le=MAX_TIMER_S,
+                                     description="Device turns off after this long.")
+    keepalive_s: float | None = Field(None, gt=0, le=MAX_TIMER_S,
+                                      description="Controller keepalive interval.")
+    lease_s: float | None = Field(None, gt=0, le=MAX_TIMER_S,
+                                  description="Lease requested in leased commands.")
+    reply_timeout_s: float = Field(0.5, gt=0, le=MAX_REPLY_TIMEOUT_S,
+                                   description="Longest wait for a reply (<= 60 s).")
     ack_every_command: bool = Field(False, description="The device acks every valid command.")
 
 
@@ -92,7 +115,9 @@ class Profile(FrozenModel):
     intensity: Intensity
     frequency: Frequency | None = None
     heat: Heat | None = None
-    modes: dict[str, int] = Field(default_factory=dict, description="Mode name -> number.")
+    modes: dict[str, Annotated[int, Field(ge=0, le=MAX_LEVEL)]] = Field(
+        default_factory=dict, description="Mode name -> number (0..65535)."
+    )
     technique_modes: dict[str, str] = Field(
         default_factory=dict, description="Technique -> mode name."
     )

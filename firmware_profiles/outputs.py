@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from functools import cached_property
-from typing import Any
+from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -13,18 +13,30 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 # this slack keeps FLOOR from losing a whole level to representation error.
 _EPS = 1e-9
 
+# Sanity bounds on device integers. A stepping cushion is driven by one press per level, so a
+# level count beyond two bytes would take hours of presses; raw values are at most four bytes
+# (the widest binary field); no massage motor vibrates above 1 kHz.
+MAX_LEVEL: Final = 65535
+MAX_RAW: Final = 0xFFFF_FFFF
+MAX_HZ: Final = 1000.0
+MAX_HEAT_LEVELS: Final = 100
+
 
 class FrozenModel(BaseModel):
-    """Base of every profile model: immutable, unknown keys refused."""
+    """Base of every profile model: immutable, unknown keys and non-finite numbers refused."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    # inf and nan pass gt/le bounds in surprising ways (nan compares false to everything);
+    # no profile quantity is meaningfully infinite, so they are refused everywhere.
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False
+    )
 
 
 class Intensity(FrozenModel):
     """Intensity levels of one zone: `min` is off, `max` is full scale (device integers)."""
 
-    min: int = Field(0, ge=0, description="Device level that means off.")
-    max: int = Field(gt=0, description="Device level at full scale.")
+    min: int = Field(0, ge=0, le=MAX_LEVEL, description="Device level that means off.")
+    max: int = Field(gt=0, le=MAX_LEVEL, description="Device level at full scale.")
 
     @model_validator(mode="after")
     def _ordered(self) -> Intensity:
@@ -50,8 +62,14 @@ class Intensity(FrozenModel):
 class FrequencyPoint(FrozenModel):
     """One allowed raw value of a tabulated frequency and the Hz it produces."""
 
-    raw: int = Field(ge=0, description="Value sent to the device.")
-    hz: float = Field(gt=0, description="Vibration frequency it produces, Hz.")
+    raw: int = Field(ge=0, le=MAX_RAW, description="Value sent to the device.")
+    hz: float = Field(gt=0, le=MAX_HZ, description="Vibration frequency it produces, Hz.")
+
+
+def _usable_hz(value: object) -> bool:
+    """Return whether a table entry's hz can fill min_hz/max_hz (else its own error shows)."""
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value) and 0 < value <= MAX_HZ)
 
 
 def _table_form_needs_no_hz_range(schema: dict[str, Any]) -> None:
@@ -63,10 +81,14 @@ class Frequency(FrozenModel):
 
     model_config = ConfigDict(json_schema_extra=_table_form_needs_no_hz_range)
 
-    min_hz: float = Field(gt=0, description="Lowest frequency, Hz (filled in from a table).")
-    max_hz: float = Field(gt=0, description="Highest frequency, Hz (filled in from a table).")
-    raw_min: int | None = Field(None, ge=0, description="Raw value at min_hz (linear form).")
-    raw_max: int | None = Field(None, ge=0, description="Raw value at max_hz (linear form).")
+    min_hz: float = Field(gt=0, le=MAX_HZ, description="Lowest frequency, Hz (filled in from a "
+                          "table).")
+    max_hz: float = Field(gt=0, le=MAX_HZ, description="Highest frequency, Hz (filled in from a "
+                          "table).")
+    raw_min: int | None = Field(None, ge=0, le=MAX_RAW, description="Raw value at min_hz "
+                                "(linear form).")
+    raw_max: int | None = Field(None, ge=0, le=MAX_RAW, description="Raw value at max_hz "
+                                "(linear form).")
     table: tuple[FrequencyPoint, ...] | None = Field(
         None, min_length=2, description="Allowed raw values and their Hz (table form)."
     )
@@ -80,9 +102,15 @@ class Frequency(FrozenModel):
                 raise ValueError(
                     "give either a table or min_hz/max_hz/raw_min/raw_max, not both"
                 )
-            hzs = [p["hz"] if isinstance(p, dict) else getattr(p, "hz", 0) for p in data["table"]]
-            if hzs and all(isinstance(h, int | float) for h in hzs):
-                data = {**data, "min_hz": min(hzs), "max_hz": max(hzs)}
+            table = data["table"]
+            points = table if isinstance(table, list | tuple) else ()
+            hzs = [p.get("hz") if isinstance(p, dict) else getattr(p, "hz", None) for p in points]
+            if hzs and all(_usable_hz(h) for h in hzs):
+                data = {**data, "min_hz": min(hzs), "max_hz": max(hzs)}  # type: ignore[type-var]
+            else:
+                # A malformed table: let the table's own error be the one reported, not a
+                # missing min_hz the user never had to write.
+                data = {**data, "min_hz": 1.0, "max_hz": 1.0}
         return data
 
     @model_validator(mode="after")
@@ -163,4 +191,4 @@ class Frequency(FrozenModel):
 class Heat(FrozenModel):
     """Heat levels: 0 is off, 1..levels are on."""
 
-    levels: int = Field(ge=1, description="Number of heat levels above off.")
+    levels: int = Field(ge=1, le=MAX_HEAT_LEVELS, description="Number of heat levels above off.")

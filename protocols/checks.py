@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from protocols.limits import FINAL_END_MAX, MAX_SESSION_S
@@ -16,6 +17,8 @@ Problem = tuple[tuple[str | int, ...], str]
 
 
 def _mmss(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "endless"
     whole = round(seconds)
     return f"{whole // 60}:{whole % 60:02d}"
 

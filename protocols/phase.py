@@ -17,7 +17,9 @@ PHASE_ORDER: dict[str, int] = {"introductory": 0, "main": 1, "final": 2}
 class Phase(BaseModel):
     """A named run of steps of one kind (introductory, main or final)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False
+    )
 
     name: str = Field(min_length=1)
     kind: PhaseKind

@@ -16,7 +16,7 @@ _NAME = r"^[a-z0-9][a-z0-9-]*$"
 class ProgramInfo(BaseModel):
     """The `[program]` table: what the program is, where it comes from, who should not use it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     name: str = Field(pattern=_NAME, max_length=64)
     title: str = Field(min_length=1)
@@ -75,7 +75,7 @@ class Program(ProgramInfo):
 class ProgramFile(BaseModel):
     """The TOML file shape: a `[program]` table and `[[phase]]` tables with `[[phase.step]]`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     program: ProgramInfo
     phase: tuple[Phase, ...] = Field(min_length=1)

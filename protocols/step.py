@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from protocols.limits import MAX_FREQUENCY_HZ, MAX_REPETITIONS, MAX_TEMPO_HZ
+from protocols.limits import MAX_FREQUENCY_HZ, MAX_REPETITIONS, MAX_SESSION_S, MAX_TEMPO_HZ
 from protocols.quantities import (
     DURATION_FORMS,
     INTENSITY_FORMS,
@@ -24,7 +24,9 @@ Direction = Literal["top-down", "bottom-up", "none"]
 class Step(BaseModel):
     """A technique on anatomical zones; `duration_s` is per repetition, intensity 0..1."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False
+    )
 
     technique: Technique
     zones: tuple[str, ...] = Field(
@@ -75,7 +77,15 @@ class Step(BaseModel):
     @field_validator("duration_s", mode="before", json_schema_input_type=float | str)
     @classmethod
     def _duration(cls, value: Any) -> float:
-        return parse_duration(value)
+        seconds = parse_duration(value)
+        # One repetition longer than a whole session can never be run; refusing it here also
+        # keeps sums of durations finite (10 repetitions of 1e308 s overflow to inf).
+        if seconds > MAX_SESSION_S:
+            raise ValueError(
+                f"a step of {seconds:g} s is longer than a whole session "
+                f"({MAX_SESSION_S / 60:.0f} min, article line 270); shorten it"
+            )
+        return seconds
 
     @field_validator(
         "intensity", mode="before", json_schema_input_type=float | str | list[float | str]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -20,6 +20,11 @@ E = TypeVar("E", bound=InputError)
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_.\-\"']+)\s*=")
 _TOML_POS = re.compile(r"\(at line (\d+), column \d+\)")
+
+# Every Cushion file is a few kB and nests a few levels; anything far beyond is not one of
+# ours, and refusing it early keeps tomllib and pydantic from recursing or allocating without end.
+MAX_FILE_BYTES: Final = 1024 * 1024
+MAX_DEPTH: Final = 32
 
 
 class FieldError(ValueError):
@@ -77,20 +82,103 @@ def locate(text: str, loc: Sequence[str | int]) -> int | None:
 
 
 def read_toml(path: Path, error: type[E]) -> tuple[dict[str, Any], str]:
-    """Parse a TOML file, raising `error` with the file and line on a syntax error."""
+    """Parse a TOML file, raising `error` with the file and line on anything unreadable.
+
+    Besides syntax errors this refuses what tomllib or later stages cannot digest safely:
+    binary or non-UTF-8 bytes, huge files, nesting deeper than MAX_DEPTH, integers longer
+    than Python converts, and strings that are not valid Unicode (lone surrogates).
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise error(f"cannot read the file ({exc.strerror}).", file=path,
+        raise error(f"cannot read the file ({exc.strerror or exc}).", file=path,
                     hint="Check the path and permissions.") from exc
+    if len(raw) > MAX_FILE_BYTES:
+        raise error(f"the file is larger than {MAX_FILE_BYTES // 1024} KiB; this is not a "
+                    "Cushion TOML file.", file=path, hint="Check that you gave the right file.")
     try:
-        return tomllib.loads(text), text
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad_line = raw[: exc.start].count(b"\n") + 1
+        raise error(f"this is not a text file: byte {raw[exc.start]:#04x} at offset {exc.start} "
+                    "is not UTF-8.", file=path, line=bad_line,
+                    hint="Give a TOML file saved as UTF-8 text.") from exc
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         match = _TOML_POS.search(str(exc))
         line = int(match.group(1)) if match else None
         reason = _TOML_POS.sub("", str(exc)).strip()
         raise error(f"this is not valid TOML: {reason}.", file=path, line=line,
                     hint="Fix the syntax at that line.") from exc
+    except RecursionError as exc:
+        raise error(f"arrays or tables are nested too deeply (more than {MAX_DEPTH} levels).",
+                    file=path, line=_deep_line(text),
+                    hint="No Cushion file nests more than a few levels; fix the brackets.") from exc
+    except ValueError as exc:  # int() refuses more than 4300 digits (sys.int_info)
+        raise error("a number is too long to read (thousands of digits).", file=path,
+                    hint="Write numbers with a sensible number of digits.") from exc
+    _check_values(data, text, path, error)
+    return data, text
+
+
+def _deep_line(text: str) -> int | None:
+    """Return the first line where brackets (outside strings and comments) nest > MAX_DEPTH."""
+    depth = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        quote = ""
+        for ch in line:
+            if quote:
+                quote = "" if ch == quote else quote
+            elif ch in "\"'":
+                quote = ch
+            elif ch == "#":
+                break
+            elif ch in "[{":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return number
+            elif ch in "]}":
+                depth = max(depth - 1, 0)
+    return None
+
+
+def _check_values(data: dict[str, Any], text: str, path: Path, error: type[E]) -> None:
+    """Refuse nesting deeper than MAX_DEPTH and strings that are not valid Unicode."""
+    stack: list[tuple[object, tuple[str | int, ...]]] = [(data, ())]
+    while stack:
+        value, loc = stack.pop()
+        if len(loc) > MAX_DEPTH:
+            raise error(f"arrays or tables are nested too deeply (more than {MAX_DEPTH} levels).",
+                        file=path, line=locate(text, loc) or _deep_line(text),
+                        key=".".join(map(str, loc[:4])) + "...",
+                        hint="No Cushion file nests more than a few levels; fix the brackets.")
+        items: list[tuple[str | int, object]]
+        if isinstance(value, dict):
+            items = list(value.items())
+        elif isinstance(value, list):
+            items = list(enumerate(value))
+        else:
+            items = []
+        for key, item in items:
+            for name in (key, item):
+                if isinstance(name, str) and not _is_unicode(name):
+                    where = (*loc, key) if name is item else loc
+                    raise error("a string holds a \\uD800-\\uDFFF escape, which is not a "
+                                "character.", file=path, line=locate(text, where),
+                                key=".".join(map(str, where)) or None,
+                                hint="Remove the escape or write the character itself.")
+            if isinstance(item, dict | list):
+                stack.append((item, (*loc, key)))
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def validate(model: type[M], data: dict[str, Any], text: str, path: Path, error: type[E]) -> M:
@@ -117,4 +205,6 @@ def _friendly(kind: str, loc: tuple[Any, ...], msg: str) -> str:
         return f"'{name}' is not a known key here; fix its spelling or remove it"
     if kind == "missing":
         return f"'{name}' is required here; add it"
+    if kind == "finite_number":
+        return f"'{name}' must be a finite number, not inf or nan"
     return msg[len("Value error, "):] if msg.startswith("Value error, ") else msg
