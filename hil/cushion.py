@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from firmware_profiles import Codec
 from firmware_profiles.commands import BadFrame, ProfileError, Reply
-from hil.faults import Faults, garble
+from hil.faults import Faults, garble, truncate
 from hil.firmware import ACK, CushionState, Firmware, OutOfRange
 from hil.recorder import Recorder
 from hil.spec import spec_from_profile
 
 if TYPE_CHECKING:
+    import asyncio
     from collections.abc import Callable
 
     from firmware_profiles import Profile
     from hil.spec import FirmwareSpec
+
+
+class LinkEnd(Protocol):
+    """The device end of a link as the cushion knows it: something that can hang up."""
+
+    def hang_up(self, down_s: float | None = None) -> None:
+        """Close the link from the device side; stay out of reach ``down_s`` (None: no limit)."""
 
 
 class SimulatedCushion:
@@ -41,7 +50,14 @@ class SimulatedCushion:
             self.spec, self.recorder, spin_up_s=spin_up_s, out_of_range=out_of_range
         )
         self.on_transmit: Callable[[bytes], None] | None = None  # set by the link
+        # Until this loop time, links opened to the cushion carry nothing (hang_up down time).
+        self.unreachable_until = float("-inf")
+        self._links: list[LinkEnd] = []
         self._ack_bytes: bytes | None = None
+        self._tx: deque[tuple[float, bytes]] = deque()  # replies held back, in order
+        self._tx_timer: asyncio.TimerHandle | None = None
+        self._rx_fill = 0.0  # bytes in the input buffer (rx_buffer fault)
+        self._rx_t = 0.0
 
     def __repr__(self) -> str:
         return f"SimulatedCushion({self.name!r})"
@@ -49,13 +65,26 @@ class SimulatedCushion:
     @property
     def state(self) -> CushionState:
         """A snapshot of the outputs now (commanded and actual levels, heat, mode, power)."""
+        self._sync_faults()
         return self.firmware.state()
+
+    def _sync_faults(self) -> None:
+        faults, firmware = self.faults, self.firmware
+        firmware.ignore_commands = faults.ignore_commands
+        firmware.nak_all = faults.nak_all
+        firmware.nak_spare_stop = faults.nak_spare_stop
+        firmware.temp_override_c = faults.overheat_c
 
     def feed(self, data: bytes) -> None:
         """Take bytes from the controller: decode, obey, reply through ``on_transmit``."""
-        if self.faults.drop_rx:
+        faults = self.faults
+        if faults.drop_rx:
             return
-        self.firmware.ignore_commands = self.faults.ignore_commands
+        if faults.rx_buffer is not None:
+            data = self._admit(data, faults.rx_buffer, faults.rx_drain_bytes_per_s)
+            if not data:
+                return
+        self._sync_faults()
         for item in self._parser.feed(data):
             if isinstance(item, BadFrame):
                 self.recorder.add(self.firmware.now(), "bad_frame", item)
@@ -65,10 +94,52 @@ class SimulatedCushion:
             if reply is not None:
                 self._reply(reply)
 
+    def _admit(self, data: bytes, size: int, per_s: float) -> bytes:
+        """Return the bytes a full-able input buffer takes; record the ones it loses."""
+        now = self.firmware.now()
+        fill = max(0.0, self._rx_fill - (now - self._rx_t) * per_s)
+        room = max(0, int(size - fill + 1e-9))
+        taken = data[:room]
+        self._rx_fill, self._rx_t = fill + len(taken), now
+        if len(taken) < len(data):
+            self.recorder.add(now, "rx_overflow", len(data) - len(taken))
+        return taken
+
     def reboot(self) -> None:
-        """Power-cycle the device: outputs off, timers and half-received bytes forgotten."""
+        """Power-cycle the device: outputs off, timers, half-received and unsent bytes forgotten.
+
+        The next status reply shows the fresh state (all off, default mode).
+        """
         self.firmware.reboot()
         self._parser = self._codec.command_parser()
+        self._tx.clear()
+        if self._tx_timer is not None:
+            self._tx_timer.cancel()
+            self._tx_timer = None
+        self._rx_fill = 0.0
+
+    # -- links -----------------------------------------------------------------------------
+
+    def attach(self, link: LinkEnd) -> None:
+        """Register a link's device end, so `hang_up` can close it (links call this)."""
+        if link not in self._links:
+            self._links.append(link)
+
+    def detach(self, link: LinkEnd) -> None:
+        """Forget a link's device end (links call this when they close)."""
+        if link in self._links:
+            self._links.remove(link)
+
+    def hang_up(self, down_s: float | None = None) -> None:
+        """Close every attached link from the device side, as a pulled cable or a power loss.
+
+        ``down_s``: how long the cushion stays out of reach (None: until a link reopens it).
+        Each link decides what that means (see `InProcessLink`, `PtyLink`).
+        """
+        self.recorder.add(self.firmware.now(), "link", "hangup by device")
+        self._tx.clear()
+        for link in tuple(self._links):
+            link.hang_up(down_s)
 
     def _with_status_fields(self, spec: FirmwareSpec) -> FirmwareSpec:
         """Learn which fields the profile's status frame carries by round-tripping one."""
@@ -85,7 +156,8 @@ class SimulatedCushion:
 
     def _reply(self, reply: Reply) -> None:
         self.recorder.add(self.firmware.now(), "reply", reply)
-        if self.faults.silent or self.on_transmit is None:
+        faults = self.faults
+        if faults.silent or self.on_transmit is None:
             return
         if reply is ACK:
             if self._ack_bytes is None:
@@ -93,13 +165,36 @@ class SimulatedCushion:
             data = self._ack_bytes
         else:
             data = self._codec.encode_reply(reply)
-        if self.faults.garble_replies:
+        if faults.garble_replies:
             data = garble(data)
-        if self.faults.reply_delay_s > 0:
-            self.firmware.loop().call_later(self.faults.reply_delay_s, self._transmit, data)
-        else:
-            self.on_transmit(data)
+        if faults.truncate_replies is not None:
+            data = truncate(data, faults.truncate_replies)
+        delay, piece = faults.reply_delay_s, faults.split_replies
+        if delay <= 0 and not self._tx and (piece <= 0 or len(data) <= piece):
+            self.on_transmit(data)  # the common case: no fault, nothing held back
+            return
+        now = self.firmware.now()
+        if piece <= 0:
+            self._hold(now + delay, data)
+            return
+        gap = faults.split_gap_s
+        for k, start in enumerate(range(0, len(data), piece)):
+            self._hold(now + delay + k * gap, data[start : start + piece])
 
-    def _transmit(self, data: bytes) -> None:
-        if self.on_transmit is not None:
-            self.on_transmit(data)
+    def _hold(self, when: float, data: bytes) -> None:
+        """Queue reply bytes for ``when`` (loop time); they leave in order, never overtaking."""
+        if self._tx:
+            when = max(when, self._tx[-1][0])
+        self._tx.append((when, data))
+        if self._tx_timer is None:
+            self._tx_timer = self.firmware.loop().call_at(self._tx[0][0], self._release)
+
+    def _release(self) -> None:
+        self._tx_timer = None
+        now = self.firmware.now()
+        while self._tx and self._tx[0][0] <= now + 1e-9:
+            _, data = self._tx.popleft()
+            if self.on_transmit is not None:
+                self.on_transmit(data)
+        if self._tx:
+            self._tx_timer = self.firmware.loop().call_at(self._tx[0][0], self._release)

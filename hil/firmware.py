@@ -16,6 +16,9 @@ Documented choices where real firmwares differ:
   on turns everything off; ``heat_toggle`` cycles 0, 1, .., heat levels, 0.
 - Every valid frame feeds the watchdog, including refused ones; bad frames do not.
 - A nak carries ``code``: 1 bad frame, 2 value out of range, 3 unsupported, 4 too fast.
+- ``reboot`` forgets everything, as a power cycle does: outputs off, default mode, timers and
+  rate-limit memory gone; the next status reply shows that fresh state. (The profile format
+  has no boot banner, so a controller can tell a reset only from status and acks.)
 """
 
 from __future__ import annotations
@@ -102,7 +105,11 @@ class Firmware:
         self.spec = spec
         self.recorder = recorder
         self.out_of_range = out_of_range
-        self.ignore_commands = False  # fault switch, mirrored from Faults by the cushion
+        # Fault switches, mirrored from `hil.faults.Faults` by the cushion:
+        self.ignore_commands = False  # ack as usual, change nothing
+        self.nak_all: int | None = None  # refuse every command with a nak of this code
+        self.nak_spare_stop = True  # ... except the stop frame
+        self.temp_override_c: float | None = None  # report this surface temperature (C)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._rate = math.inf if spin_up_s <= 0 else spec.max_level / spin_up_s
         self._min_interval = 1.0 / spec.max_update_hz if spec.max_update_hz else 0.0
@@ -150,6 +157,9 @@ class Firmware:
         now = self.now()
         self.recorder.add_command(now, cmd)
         self._feed_watchdog(now)
+        if self.nak_all is not None and not (self.nak_spare_stop and isinstance(cmd, Stop)):
+            self.recorder.add(now, "refused", (cmd, "nak fault: every command is refused"))
+            return Reply("nak", {"code": self.nak_all}) if self.spec.naks else None
         if isinstance(cmd, Query):
             return Reply("status", self.status_fields(now))
         if isinstance(cmd, Keepalive):
@@ -421,7 +431,11 @@ class Firmware:
             heat=self._heat,
             mode=self._mode,
             powered=self._powered,
-            surface_temp_c=self._heater.temperature_c(now),
+            surface_temp_c=(
+                self._heater.temperature_c(now)
+                if self.temp_override_c is None
+                else self.temp_override_c
+            ),
         )
 
     def status_fields(self, now: float) -> dict[str, int]:

@@ -14,7 +14,10 @@ class InProcessLink:
     """A wire between a controller and a `SimulatedCushion` inside one event loop.
 
     Writes reach the cushion at once (a wire without delay); replies reach the controller's
-    ``read`` on a later loop turn.
+    ``read`` on a later loop turn. `hang_up` (the cushion's, e.g. from a fault schedule)
+    closes it from the device side; while the cushion stays out of reach after that, a link
+    opened to it carries nothing either way (as a radio link to a device out of range: no
+    error, just silence), so a reconnecting controller meets its reply time-out.
     """
 
     def __init__(self, cushion: SimulatedCushion) -> None:
@@ -23,6 +26,7 @@ class InProcessLink:
         self._waiter: asyncio.Future[None] | None = None
         self._closed: str | None = None  # why the link is closed, once it is
         cushion.on_transmit = self._from_device
+        cushion.attach(self)
         cushion.recorder.add(cushion.firmware.now(), "link", "connected")
 
     @property
@@ -64,17 +68,31 @@ class InProcessLink:
             self.cushion.recorder.add(self.cushion.firmware.now(), "link", "disconnected")
         self._shut("device disconnected")
 
+    def hang_up(self, down_s: float | None = None) -> None:
+        """Close from the device side; the cushion stays out of reach for ``down_s`` (s)."""
+        if down_s:
+            cushion = self.cushion
+            until = cushion.firmware.now() + down_s
+            cushion.unreachable_until = max(cushion.unreachable_until, until)
+        self.disconnect()
+
     def _shut(self, reason: str) -> None:
         if self._closed is not None:
             return
         self._closed = reason
+        self.cushion.detach(self)
         if self.cushion.on_transmit == self._from_device:
             self.cushion.on_transmit = None
         self._wake()
 
     def _deliver(self, data: bytes) -> None:
         if self._closed is None:
-            self.cushion.feed(data)
+            cushion = self.cushion
+            if cushion.unreachable_until > float("-inf") and (
+                cushion.firmware.now() < cushion.unreachable_until
+            ):
+                return  # out of reach: the bytes are lost
+            cushion.feed(data)
 
     def _from_device(self, data: bytes) -> None:
         if self._closed is None:

@@ -7,6 +7,10 @@ once (the callback would keep firing) and the master is polled until a controlle
 port again, so a controller may close and reopen it like a real USB adapter. Bytes written
 before the controller opens the port are discarded by the pty, so replies are dropped while
 nobody is connected.
+
+The cushion may hang up from its side (`SimulatedCushion.hang_up`, e.g. a ``hang_up`` fault):
+the pty closes, so the controller's read fails as with a pulled USB adapter; with a down time
+a fresh pty opens after it, on a new path (``port`` and ``on_reopen(port)`` tell which).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import tty
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import TracebackType
 
     from hil.cushion import SimulatedCushion
@@ -35,8 +40,10 @@ class PtyLink:
         *,
         baudrate: int | None = None,
         poll_s: float = 0.02,
+        on_reopen: Callable[[str], object] | None = None,
     ) -> None:
         self.cushion = cushion
+        self.on_reopen = on_reopen  # told the new port after a hang-up's down time
         self.baudrate = baudrate  # if set, replies leave no faster than the wire allows
         self.poll_s = poll_s  # how often to look for a controller while none is connected
         self.port = ""
@@ -47,6 +54,7 @@ class PtyLink:
         self._writing = False
         self._poll: asyncio.TimerHandle | None = None
         self._tx_free_at = 0.0
+        self._reopen: asyncio.TimerHandle | None = None
 
     async def __aenter__(self) -> PtyLink:
         self.open()
@@ -58,6 +66,9 @@ class PtyLink:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._reopen is not None:
+            self._reopen.cancel()
+            self._reopen = None
         self.disconnect()
 
     def open(self) -> str:
@@ -78,8 +89,25 @@ class PtyLink:
         os.set_blocking(master, False)
         self._master = master
         self.cushion.on_transmit = self._transmit
+        self.cushion.attach(self)
         self._look_for_peer()
         return self.port
+
+    def hang_up(self, down_s: float | None = None) -> None:
+        """Close the pty from the device side; open a fresh one ``down_s`` later (None: never)."""
+        loop = self._loop
+        self.disconnect()
+        if down_s is None or loop is None:
+            return
+        if self._reopen is not None:
+            self._reopen.cancel()
+        self._reopen = loop.call_later(down_s, self._open_again)
+
+    def _open_again(self) -> None:
+        self._reopen = None
+        port = self.open()
+        if self.on_reopen is not None:
+            self.on_reopen(port)
 
     def disconnect(self) -> None:
         """Close the device side: the controller's next read fails, as with a pulled cable."""
@@ -94,6 +122,7 @@ class PtyLink:
         os.close(master)
         self._out.clear()
         self.connected = False
+        self.cushion.detach(self)
         if self.cushion.on_transmit == self._transmit:
             self.cushion.on_transmit = None
         self.cushion.recorder.add(self._loop.time(), "link", "disconnected")

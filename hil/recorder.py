@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 #   "reply"         the Reply sent (before any garbling fault)
 #   "link"          str: "connected" | "hangup" | "disconnected"
 #   "reboot"        None
+#   "fault"         (fault kind: str, "begin" | "end"): a scheduled fault (hil.faults)
+#   "rx_overflow"   dropped: int, bytes lost to a full input buffer
 KINDS = frozenset(
     {
         "command",
@@ -41,6 +43,8 @@ KINDS = frozenset(
         "reply",
         "link",
         "reboot",
+        "fault",
+        "rx_overflow",
     }
 )
 
@@ -66,23 +70,51 @@ class Recorder:
     events: list[Event] = field(default_factory=list)
     _levels: list[list[tuple[float, int]]] = field(init=False)
     _commands: list[Command] = field(init=False, default_factory=list)
+    _watchers: list[Callable[[Event], None]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self._levels = [[] for _ in range(self.zone_count)]
 
     def add(self, t: float, kind: str, detail: object = None) -> None:
         """Append an event at loop time ``t`` (s); use `add_level`/`add_command` for those."""
-        self.events.append(_new(Event, (t, kind, detail)))
+        event = _new(Event, (t, kind, detail))
+        self.events.append(event)
+        if self._watchers:
+            self._tell(event)
 
     def add_level(self, t: float, zone: int, level: int) -> None:
         """Record that ``zone``'s commanded level changed to ``level`` at ``t`` (s)."""
         self._levels[zone].append((t, level))
-        self.events.append(_new(Event, (t, "level", (zone, level))))
+        event = _new(Event, (t, "level", (zone, level)))
+        self.events.append(event)
+        if self._watchers:
+            self._tell(event)
 
     def add_command(self, t: float, command: Command) -> None:
         """Record a decoded command received at ``t`` (s)."""
         self._commands.append(command)
-        self.events.append(_new(Event, (t, "command", command)))
+        event = _new(Event, (t, "command", command))
+        self.events.append(event)
+        if self._watchers:
+            self._tell(event)
+
+    def subscribe(self, watcher: Callable[[Event], None]) -> Callable[[], None]:
+        """Call ``watcher(event)`` for every event from now on; returns the unsubscribe call.
+
+        Watchers run inside the recording call (the firmware may be mid-command): they should
+        only note the event or schedule work on the loop.
+        """
+        self._watchers.append(watcher)
+
+        def unsubscribe() -> None:
+            if watcher in self._watchers:
+                self._watchers.remove(watcher)
+
+        return unsubscribe
+
+    def _tell(self, event: Event) -> None:
+        for watcher in tuple(self._watchers):
+            watcher(event)
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self.events)
