@@ -23,7 +23,7 @@ from controller.events import AllOff, LinkDown, Paused, SessionEnded, SessionSta
 from protocols.errors import InputError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Sequence
     from types import TracebackType
 
     from controller.events import Event
@@ -95,15 +95,55 @@ CREATE INDEX events_by_session ON events (session_id, id);
 """
 
 
-def _migrate_to_1(conn: sqlite3.Connection) -> None:
-    for statement in _V1.split(";"):
+_V2 = """
+ALTER TABLE sessions ADD COLUMN simulated INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN planned_s REAL;
+ALTER TABLE sessions ADD COLUMN last_t_s REAL NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN dose TEXT NOT NULL DEFAULT '{}';
+CREATE INDEX sessions_by_outcome ON sessions (outcome, program);
+UPDATE sessions SET simulated = 1 WHERE endpoint LIKE 'sim:%';
+"""
+
+
+def _script(conn: sqlite3.Connection, script: str) -> None:
+    # Statement by statement: executescript() would commit the migration's transaction.
+    for statement in script.split(";"):
         if statement.strip():
             conn.execute(statement)
 
 
-# _MIGRATIONS[n] turns a version-n file into version n+1. Append only; never edit a step
-# that has shipped (docs/journal.md, "Migration policy").
-_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_1]
+def _migrate_to_1(conn: sqlite3.Connection) -> None:
+    _script(conn, _V1)
+
+
+def _migrate_to_2(conn: sqlite3.Connection) -> None:
+    """Add simulated, planned_s, last_t_s and dose; fill them in from the stored events."""
+    _script(conn, _V2)
+    for (session_id,) in conn.execute("SELECT id FROM sessions").fetchall():
+        tally = Tally()
+        rows = conn.execute(
+            "SELECT t_s, kind, payload FROM events WHERE session_id = ? ORDER BY id",
+            (session_id,),
+        )
+        for t_s, kind, payload in rows:
+            tally.add_stored(t_s, kind, json.loads(payload))
+        conn.execute(
+            "UPDATE sessions SET planned_s = ?, last_t_s = ?, dose = ?, peak_intensity = ?, "
+            "at_intensity_s = ? WHERE id = ?",
+            (
+                tally.planned_s,
+                tally.last_t_s,
+                json.dumps(tally.dose, separators=(",", ":")),
+                tally.peak_intensity,
+                tally.at_intensity_s,
+                session_id,
+            ),
+        )
+
+
+# _MIGRATIONS[n] turns a version-n file into version n+1, inside the transaction that also
+# sets user_version. Append only; never edit a step that has shipped (docs/journal.md).
+_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_1, _migrate_to_2]
 SCHEMA_VERSION = len(_MIGRATIONS)
 """The format version this code writes (and the newest it reads)."""
 
@@ -127,6 +167,10 @@ class SessionRow:
     at_intensity_s: float
     screening_skipped: bool
     sparing: bool
+    simulated: bool
+    planned_s: float | None
+    last_t_s: float
+    dose: dict[str, float]
 
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-ready dict (times as UTC ISO 8601 strings)."""
@@ -143,6 +187,10 @@ class SessionRow:
             "at_intensity_s": self.at_intensity_s,
             "screening_skipped": self.screening_skipped,
             "sparing": self.sparing,
+            "simulated": self.simulated,
+            "planned_s": self.planned_s,
+            "last_t_s": self.last_t_s,
+            "dose": dict(self.dose),
         }
 
 
@@ -156,36 +204,86 @@ class EventRow:
     payload: dict[str, Any]
 
 
-def _finite(x: float) -> float:
-    return min(1.0, max(0.0, x)) if math.isfinite(x) else 0.0
+def _fraction(x: Any) -> float:
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        return 0.0
+    return min(1.0, max(0.0, value)) if math.isfinite(value) else 0.0
+
+
+_OFF_KINDS = frozenset({"all_off", "paused", "link_down", "session_ended"})
 
 
 @dataclass(slots=True)
 class Tally:
-    """Peak intensity and time at intensity, fed one event at a time.
+    """A session's totals, fed one event at a time (in session-time order).
 
-    Outputs hold each SetpointSent's levels until the next setpoint, or until an all-off,
-    pause, link loss or session end switches them off; time counts while any zone is above 0.
+    Outputs hold each SetpointSent's intensities until the next setpoint, or until an
+    all-off, pause, link loss or session end switches them off. `at_intensity_s` counts the
+    time any zone is above 0; `dose` is, per zone, the time integral of intensity squared
+    (seconds at full intensity); `peak_intensity` is the highest zone intensity sent (0..1).
     """
 
     peak_intensity: float = 0.0
     at_intensity_s: float = 0.0
     last_t_s: float = 0.0
-    _level: float = 0.0
+    planned_s: float | None = None
+    dose: dict[str, float] = field(default_factory=dict)
+    zones: tuple[str, ...] = ()
+    _levels: tuple[float, ...] = ()
     _since_s: float = 0.0
 
     def add(self, event: Event) -> None:
-        """Account for one event (in session-time order)."""
-        t_s = event.t_s if math.isfinite(event.t_s) else self.last_t_s
-        if self._level > 0 and t_s > self._since_s:
-            self.at_intensity_s += t_s - self._since_s
+        """Account for one event."""
+        if isinstance(event, SetpointSent):
+            self._step(event.t_s, levels=event.intensity)
+        elif isinstance(event, SessionStarted):
+            self._step(event.t_s, zones=event.zones, planned_s=event.duration_s)
+        else:
+            self._step(event.t_s, off=isinstance(event, _OFF_EVENTS))
+
+    def add_stored(self, t_s: float, kind: str, payload: dict[str, Any]) -> None:
+        """Account for one event as the journal stores it (kind and JSON fields)."""
+        if kind == "setpoint":
+            self._step(t_s, levels=payload.get("intensity") or ())
+        elif kind == "session_started":
+            duration = payload.get("duration_s")
+            self._step(
+                t_s,
+                zones=tuple(str(z) for z in payload.get("zones") or ()),
+                planned_s=float(duration) if isinstance(duration, int | float) else None,
+            )
+        else:
+            self._step(t_s, off=kind in _OFF_KINDS)
+
+    def _step(
+        self,
+        t_s: float,
+        *,
+        levels: Sequence[Any] | None = None,
+        zones: tuple[str, ...] | None = None,
+        planned_s: float | None = None,
+        off: bool = False,
+    ) -> None:
+        t_s = t_s if math.isfinite(t_s) else self.last_t_s
+        dt = t_s - self._since_s
+        if dt > 0 and any(x > 0 for x in self._levels):
+            self.at_intensity_s += dt
+            for i, x in enumerate(self._levels):
+                if x > 0:
+                    zone = self.zones[i] if i < len(self.zones) else str(i)
+                    self.dose[zone] = self.dose.get(zone, 0.0) + x * x * dt
         self._since_s = max(self._since_s, t_s)
         self.last_t_s = max(self.last_t_s, t_s)
-        if isinstance(event, SetpointSent):
-            self._level = max((_finite(x) for x in event.intensity), default=0.0)
-            self.peak_intensity = max(self.peak_intensity, self._level)
-        elif isinstance(event, _OFF_EVENTS):
-            self._level = 0.0
+        if zones is not None:
+            self.zones = zones
+            self.planned_s = planned_s
+        if levels is not None:
+            self._levels = tuple(_fraction(x) for x in levels)
+            self.peak_intensity = max(self.peak_intensity, *self._levels, 0.0)
+        elif off:
+            self._levels = ()
 
 
 def _kind(event: Event) -> str:
@@ -463,18 +561,30 @@ class Journal:
         endpoint: str,
         screening_skipped: bool = False,
         sparing: bool = False,
+        simulated: bool | None = None,
     ) -> SessionRecorder:
         """Add a session row now and return the recorder for its events.
 
-        Never raises for a journal failure: the recorder comes back disabled, with `error` set.
+        `simulated` None means "the endpoint is a `sim:` moniker". Never raises for a
+        journal failure: the recorder comes back disabled, with `error` set.
         """
+        if simulated is None:
+            simulated = endpoint.startswith("sim:")
         recorder = SessionRecorder(self)
         try:
             with _transaction(self._conn):
                 cur = self._conn.execute(
                     "INSERT INTO sessions (program, profile, endpoint, started_at, "
-                    "screening_skipped, sparing) VALUES (?, ?, ?, ?, ?, ?)",
-                    (program, profile, endpoint, _now(), int(screening_skipped), int(sparing)),
+                    "screening_skipped, sparing, simulated) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        program,
+                        profile,
+                        endpoint,
+                        _now(),
+                        int(screening_skipped),
+                        int(sparing),
+                        int(simulated),
+                    ),
                 )
                 session_id = int(cur.lastrowid or 0)
                 # Locked before the row is committed: nobody can see the row without its lock.
@@ -495,10 +605,18 @@ class Journal:
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 
-    def sessions(self, limit: int | None = None) -> list[SessionRow]:
-        """Return the last `limit` sessions (all when None), oldest first."""
-        sql = "SELECT * FROM sessions ORDER BY id DESC"
-        rows = self._query(sql + " LIMIT ?", (limit,)) if limit is not None else self._query(sql)
+    def sessions(
+        self, limit: int | None = None, *, since: datetime | None = None
+    ) -> list[SessionRow]:
+        """Return the last `limit` sessions (all when None) started at or after `since`,
+        oldest first."""
+        where, args = _filters(since=since)
+        sql = f"SELECT * FROM sessions{where} ORDER BY id DESC"
+        rows = (
+            self._query(sql + " LIMIT ?", (*args, limit))
+            if limit is not None
+            else (self._query(sql, args))
+        )
         return [_session(r) for r in reversed(rows)]
 
     def session(self, session_id: int) -> SessionRow | None:
@@ -520,21 +638,45 @@ class Journal:
         outcome: str | None = None,
         program: str | None = None,
         profile: str | None = None,
+        simulated: bool | None = None,
         since: datetime | None = None,
     ) -> int:
-        """Return the exact number of sessions matching every filter given."""
-        where, args = _filters(outcome=outcome, program=program, profile=profile, since=since)
+        """Return the exact number of sessions matching every filter given (None: any)."""
+        where, args = _filters(
+            outcome=outcome, program=program, profile=profile, simulated=simulated, since=since
+        )
         return int(self._query(f"SELECT count(*) FROM sessions{where}", args)[0][0])
 
     def counts(
-        self, by: Literal["program", "profile"] = "program", *, outcome: str | None = "done"
+        self,
+        by: Literal["program", "profile"] = "program",
+        *,
+        outcome: str | None = None,
+        simulated: bool | None = None,
+        since: datetime | None = None,
     ) -> dict[str, int]:
-        """Return the exact number of sessions per program (or profile) with `outcome`."""
+        """Return the exact number of sessions per program (or profile) matching the filters."""
         if by not in ("program", "profile"):
             raise ValueError(f"counts by {by!r}: use 'program' or 'profile'")
-        where, args = _filters(outcome=outcome)
+        where, args = _filters(outcome=outcome, simulated=simulated, since=since)
         rows = self._query(f"SELECT {by}, count(*) FROM sessions{where} GROUP BY {by}", args)
         return {r[0]: int(r[1]) for r in rows}
+
+    def completed(self, by: Literal["program", "profile"] = "program") -> dict[str, int]:
+        """Sessions that ran to the end (outcome "done") on a real cushion, per program.
+
+        What sparing mode and course tracking count: simulator runs are left out.
+        """
+        return self.counts(by, outcome="done", simulated=False)
+
+    def dose(self, *, since: datetime | None = None, simulated: bool = False) -> dict[str, float]:
+        """Return the summed dose per zone (seconds at full intensity, squared) since `since`."""
+        where, args = _filters(simulated=simulated, since=since)
+        total: dict[str, float] = {}
+        for (text,) in self._query(f"SELECT dose FROM sessions{where}", args):
+            for zone, value in json.loads(text).items():
+                total[zone] = total.get(zone, 0.0) + float(value)
+        return total
 
     def integrity(self) -> str:
         """Run SQLite's full integrity check; "ok" when the file is sound."""
@@ -556,7 +698,7 @@ def _filters(**given: Any) -> tuple[str, tuple[Any, ...]]:
             args.append(value.astimezone(UTC).isoformat(timespec="milliseconds"))
         else:
             terms.append(f"{name} = ?")
-            args.append(value)
+            args.append(int(value) if isinstance(value, bool) else value)
     return (" WHERE " + " AND ".join(terms) if terms else ""), tuple(args)
 
 
@@ -576,6 +718,10 @@ def _session(r: sqlite3.Row) -> SessionRow:
         at_intensity_s=r["at_intensity_s"],
         screening_skipped=bool(r["screening_skipped"]),
         sparing=bool(r["sparing"]),
+        simulated=bool(r["simulated"]),
+        planned_s=r["planned_s"],
+        last_t_s=r["last_t_s"],
+        dose=json.loads(r["dose"]),
     )
 
 
@@ -616,11 +762,16 @@ class SessionRecorder:
         conn = self.journal._conn
         self.tally.add(event)
         t = self.tally
-        sets = "peak_intensity = ?, at_intensity_s = ?"
-        args: list[Any] = [t.peak_intensity, t.at_intensity_s]
+        sets = "peak_intensity = ?, at_intensity_s = ?, last_t_s = ?, dose = ?"
+        args: list[Any] = [
+            t.peak_intensity,
+            t.at_intensity_s,
+            t.last_t_s,
+            json.dumps(t.dose, separators=(",", ":")),
+        ]
         if isinstance(event, SessionStarted):
-            sets += ", program = ?, profile = ?, endpoint = ?"
-            args += [event.program, event.profile, event.endpoint]
+            sets += ", program = ?, profile = ?, endpoint = ?, planned_s = ?"
+            args += [event.program, event.profile, event.endpoint, t.planned_s]
         elif isinstance(event, SessionEnded):
             sets += ", ended_at = ?, outcome = ?, exit_code = ?"
             args += [_now(), event.outcome, event.exit_code]
