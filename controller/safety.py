@@ -68,6 +68,9 @@ def apply_envelope(
     end = timeline.duration_s
     times = np.asarray(timeline.times, dtype=float)
     wanted = np.asarray([sp.levels for sp in timeline.setpoints], dtype=float).reshape(n, zones)
+    # NaN compares false with every cap and would pass np.minimum unchanged: a value that is not
+    # a number is a bug upstream, and the only safe reading of it is "off".
+    wanted[np.isnan(wanted)] = 0.0
     # Each cap is a (samples x zones) array; applied in order, so a clamp names the first rule
     # that lowered the value.
     rules: list[tuple[str, np.ndarray]] = []
@@ -76,7 +79,11 @@ def apply_envelope(
             col = np.full((n, zones), np.inf)
             col[:, z] = cap
             rules.append((rule, col))
+    # The introductory cap covers the introductory phase and, whatever the phases are called,
+    # the first intro_min_s of every session: a program cannot skip the gentle start by
+    # calling its first phase "main" (or by making its introduction a few seconds long).
     intro = np.asarray([k == "introductory" for k in timeline.phase_of], dtype=bool)
+    intro |= times < limits.intro_min_s - _EPS
     if intro.any():
         col = np.full((n, zones), np.inf)
         col[intro] = limits.intro_max_intensity

@@ -83,7 +83,8 @@ def test_arbitrary_programs_are_made_safe(program: Program) -> None:
 
 def test_ramp_rule_climbs_ten_percent_per_five_seconds() -> None:
     profile = load_profile("vb6-binary")
-    timeline = plan(_flat(0.8), profile, DEFAULT_LIMITS)
+    # Without the introductory window, so only the ramp rule and the overall cap apply.
+    timeline = plan(_flat(0.8), profile, SafetyLimits(intro_min_s=0))
     at = {
         round(t, 1): max(sp.levels)
         for t, sp in zip(timeline.times, timeline.setpoints, strict=True)
@@ -194,6 +195,10 @@ def test_limits_narrow_but_never_loosen_silently() -> None:
     assert narrow(DEFAULT_LIMITS, {"max_intensity": 0.9}, allow_raise=True).max_intensity == 0.9
     with pytest.raises(ValueError, match="may not exceed"):
         narrow(DEFAULT_LIMITS, {"ramp_per_s": 0.5}, allow_raise=True)
-    with pytest.raises(ValueError, match="loosen"):
+    with pytest.raises(ValueError, match="only be made longer"):
         narrow(DEFAULT_LIMITS, {"final_ramp_down_s": 10})
+    longer = narrow(DEFAULT_LIMITS, {"final_ramp_down_s": 90})
+    with pytest.raises(ValueError, match="loosen"):
+        narrow(longer, {"final_ramp_down_s": 70})
+    assert narrow(longer, {"final_ramp_down_s": 70}, allow_raise=True).final_ramp_down_s == 70
     assert SafetyLimits().ramp_per_s == 0.02
