@@ -50,6 +50,7 @@ import asyncio
 import inspect
 import json
 import math
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -302,8 +303,12 @@ def load_schedule(path: str | Path) -> FaultSchedule:
         else:
             data = json.loads(text, parse_constant=_no_constant)
     except tomllib.TOMLDecodeError as exc:
+        match = _TOML_POS.search(str(exc))
         raise FaultScheduleError(
-            f"this is not valid TOML: {exc}.", file=path, hint="Fix the syntax there."
+            f"this is not valid TOML: {_TOML_POS.sub('', str(exc)).strip()}.",
+            file=path,
+            line=int(match.group(1)) if match else None,
+            hint="Fix the syntax there.",
         ) from exc
     except json.JSONDecodeError as exc:
         raise FaultScheduleError(
@@ -333,6 +338,9 @@ def load_schedule(path: str | Path) -> FaultSchedule:
         raise FaultScheduleError(
             "the schedule is nested too deeply.", file=path, hint="Keep params flat."
         ) from exc
+
+
+_TOML_POS = re.compile(r"\s*\(at line (\d+), column \d+\)")
 
 
 def _no_constant(name: str) -> float:
@@ -398,7 +406,9 @@ class FaultPlayer:
         now = self._loop.time()
         self.started_at = now
         for entry in self.schedule.entries:
-            if entry.after == "start":
+            if entry.after == "start" and entry.at_s == 0:
+                self._begin(entry)  # at once: a test may send the next frame without a yield
+            elif entry.after == "start":
                 self._at(now + entry.at_s, self._begin, entry)
             else:
                 self._waiting.append((entry, entry.after, 0))
@@ -469,6 +479,7 @@ class FaultPlayer:
             if entry.duration_s:
                 # Booting: deaf for the boot time, as a window of its own.
                 boot = FaultEntry(kind="deaf", duration_s=entry.duration_s)
+                cushion.recorder.add(now, "fault", ("deaf", "begin"))
                 self._switch_on(boot)
                 self._at(now + entry.duration_s, self._end, boot)
             return
