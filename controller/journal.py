@@ -516,23 +516,29 @@ class Journal:
     def _recover(self) -> None:
         conn = self._conn
         marked = []
+        # In the write transaction, so no other process is between inserting a session row
+        # and committing it (it holds the write lock then) while lock files are judged.
         with _transaction(conn):
             rows = conn.execute("SELECT id FROM sessions WHERE outcome IS NULL").fetchall()
-            mine = {r.id for r in self._recorders}
-            for (session_id,) in rows:
-                if session_id in mine or not _owner_dead(self._live, session_id):
-                    continue
+            unended = {int(session_id) for (session_id,) in rows}
+            for session_id in sorted(unended):
+                if not _owner_dead(self._live, session_id):
+                    continue  # running in another process
                 conn.execute(
                     "UPDATE sessions SET outcome = ?, exit_code = NULL "
                     "WHERE id = ? AND outcome IS NULL",
                     (INTERRUPTED, session_id),
                 )
+                _drop_lock(self._live, session_id, None)
                 marked.append(session_id)
-        for session_id in marked:
-            _drop_lock(self._live, session_id, None)
+            # Lock files of sessions that ended, or whose row never got committed.
+            for entry in os.scandir(self._live):
+                stale = entry.name.isdigit() and int(entry.name) not in unended
+                if stale and _owner_dead(self._live, int(entry.name)):
+                    _drop_lock(self._live, int(entry.name), None)
         self.interrupted = tuple(marked)
         if marked:
-            logger.info("journal: marked session(s) %s interrupted", marked)
+            logger.info("journal %s: marked session(s) %s interrupted", self.path, marked)
 
     def __enter__(self) -> Journal:
         return self
