@@ -14,6 +14,8 @@ from firmware_profiles.problem import Problem
 from protocols.tomlsource import locate, read_toml, validate
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
+# Arrays of inline tables that are written one item per line: errors point at the item.
+_ITEM_ARRAYS = ("layout", "table")
 
 
 def builtin_profiles() -> dict[str, Path]:
@@ -35,9 +37,11 @@ def load_profile(name_or_path: str | Path) -> Profile:
         profile = validate(Profile, data, text, path, ProfileError)
     except ProfileError as exc:
         cause = exc.__cause__
-        if not isinstance(cause, ValidationError) or exc.key is None or "layout" not in exc.key:
+        if not isinstance(cause, ValidationError) or exc.key is None or not (
+            set(exc.key.split(".")) & set(_ITEM_ARRAYS)
+        ):
             raise
-        # Point at the offending item of a multi-line layout, not at `layout = [`.
+        # Point at the offending item of a multi-line array, not at `layout = [`.
         line = _line(text, tuple(cause.errors()[0]["loc"]))
         raise ProfileError(exc.message, file=path, line=line, key=exc.key,
                            hint=exc.hint) from cause
@@ -59,9 +63,10 @@ def profile_json_schema() -> dict[str, Any]:
 def _line(text: str, loc: tuple[str | int, ...]) -> int | None:
     """Return the line of a key path, down to the item of a multi-line layout array."""
     line = locate(text, loc)
-    if line is None or "layout" not in loc:
+    names = [name for name in _ITEM_ARRAYS if name in loc]
+    if line is None or not names:
         return line
-    at = loc.index("layout")
+    at = loc.index(names[0])
     if at + 1 >= len(loc) or not isinstance(loc[at + 1], int):
         return line
     index = loc[at + 1]

@@ -86,7 +86,7 @@ def read_toml(path: Path, error: type[E]) -> tuple[dict[str, Any], str]:
 
     Besides syntax errors this refuses what tomllib or later stages cannot digest safely:
     binary or non-UTF-8 bytes, huge files, nesting deeper than MAX_DEPTH, integers longer
-    than Python converts, and strings that are not valid Unicode (lone surrogates).
+    than Python converts.
     """
     try:
         with path.open("rb") as handle:
@@ -145,7 +145,7 @@ def _deep_line(text: str) -> int | None:
 
 
 def _check_values(data: dict[str, Any], text: str, path: Path, error: type[E]) -> None:
-    """Refuse nesting deeper than MAX_DEPTH and strings that are not valid Unicode."""
+    """Refuse nesting deeper than MAX_DEPTH (walked without recursion)."""
     stack: list[tuple[object, tuple[str | int, ...]]] = [(data, ())]
     while stack:
         value, loc = stack.pop()
@@ -154,31 +154,10 @@ def _check_values(data: dict[str, Any], text: str, path: Path, error: type[E]) -
                         file=path, line=locate(text, loc) or _deep_line(text),
                         key=".".join(map(str, loc[:4])) + "...",
                         hint="No Cushion file nests more than a few levels; fix the brackets.")
-        items: list[tuple[str | int, object]]
         if isinstance(value, dict):
-            items = list(value.items())
+            stack.extend((item, (*loc, key)) for key, item in value.items())
         elif isinstance(value, list):
-            items = list(enumerate(value))
-        else:
-            items = []
-        for key, item in items:
-            for name in (key, item):
-                if isinstance(name, str) and not _is_unicode(name):
-                    where = (*loc, key) if name is item else loc
-                    raise error("a string holds a \\uD800-\\uDFFF escape, which is not a "
-                                "character.", file=path, line=locate(text, where),
-                                key=".".join(map(str, where)) or None,
-                                hint="Remove the escape or write the character itself.")
-            if isinstance(item, dict | list):
-                stack.append((item, (*loc, key)))
-
-
-def _is_unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+            stack.extend((item, (*loc, i)) for i, item in enumerate(value))
 
 
 def validate(model: type[M], data: dict[str, Any], text: str, path: Path, error: type[E]) -> M:
