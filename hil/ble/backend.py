@@ -12,12 +12,18 @@ current world (see `hil.ble.world`). Each scanner and client gets its own centra
 (adapter) on the radio while it runs. Differences from a real adapter: RSSI is always
 -50 dBm; a write kind the characteristic does not advertise is still accepted; the
 disconnected callback fires only on an unsolicited disconnect (bleak's documented contract).
+
+Like BlueZ, the client connects only to a device the host still knows: a `BLEDevice` whose
+cushion has since left (`SimBleWorld.leave`) fails with `BleakDeviceNotFoundError` until a
+new scan has seen it again. A client made from an address string skips the check (bleak's
+BlueZ backend scans for it itself).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bleak.backends.characteristic import BleakGATTCharacteristic
@@ -26,7 +32,7 @@ from bleak.backends.descriptor import BleakGATTDescriptor
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
-from bleak.exc import BleakError, BleakGATTProtocolError
+from bleak.exc import BleakDeviceNotFoundError, BleakError, BleakGATTProtocolError
 from bumble import att, core, hci
 from bumble.device import Peer
 
@@ -59,6 +65,14 @@ _PROPERTY_NAMES = (
 _GAP_DEVICE_NAME = "00002a00-0000-1000-8000-00805f9b34fb"
 
 
+@dataclass(frozen=True, slots=True)
+class SimDeviceDetails:
+    """``BLEDevice.details`` of a scanned cushion: its radio address and cache generation."""
+
+    address: hci.Address
+    generation: int
+
+
 class SimBleakScanner(BaseBleakScanner):
     """bleak scanner backend: passive scan of the simulated radio (one report per advert)."""
 
@@ -77,8 +91,9 @@ class SimBleakScanner(BaseBleakScanner):
         self._device: Any = None
 
     async def start(self) -> None:
-        """Start scanning; ``seen_devices`` is cleared."""
+        """Start scanning; ``seen_devices`` is cleared; the world counts the scan."""
         self.seen_devices = {}
+        self.world.scans += 1
         if self._device is None:
             self._device = await self.world.new_device("bleak-scanner")
             self._device.on("advertisement", self._on_advertisement)
@@ -113,8 +128,9 @@ class SimBleakScanner(BaseBleakScanner):
                 platform_data=(advertisement,),
             )
             address = advertisement.address.to_string(False)
+            details = SimDeviceDetails(advertisement.address, self.world.remember(address))
             device = self.create_or_update_device(
-                address, address, parsed.local_name, advertisement.address, data
+                address, address, parsed.local_name, details, data
             )
             self.call_detection_callbacks(device, data)
         except Exception:
@@ -149,6 +165,10 @@ class SimBleakClient(BaseBleakClient):
         self._name = (
             address_or_ble_device.name if isinstance(address_or_ble_device, BLEDevice) else None
         )
+        details = (
+            address_or_ble_device.details if isinstance(address_or_ble_device, BLEDevice) else None
+        )
+        self._scanned = details if isinstance(details, SimDeviceDetails) else None
         self._device: Any = None
         self._connection: Any = None
         self._peer: Any = None
@@ -175,6 +195,14 @@ class SimBleakClient(BaseBleakClient):
         """Connect, exchange MTU, optionally pair, discover services; all within ``timeout``."""
         if self._connection is not None:
             return
+        scanned = self._scanned
+        if scanned is not None and not self.world.knows(self.address, scanned.generation):
+            # BlueZ's words when a BLEDevice outlives its D-Bus object (bluezdbus/client.py).
+            raise BleakDeviceNotFoundError(
+                self.address,
+                f"Device with address {self.address} was not found. "
+                "It may have been removed from BlueZ when scanning stopped.",
+            )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout
         device = await self.world.new_device("bleak-client")

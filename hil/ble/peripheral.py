@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,8 @@ class SimBlePeripheral:
             name, settings.service_uuid, manufacturer_id=settings.manufacturer_id
         )
         self.connection: Any = None  # the bumble Connection of the central, if any
+        # Each ATT write's value as it arrived (the newest 4,096): one entry per MTU chunk.
+        self.received: collections.deque[bytes] = collections.deque(maxlen=4096)
         self._want_advertising = False
         self._restart: asyncio.Task[None] | None = None
         self._advertising_lock = asyncio.Lock()  # bumble's set bookkeeping is not reentrant
@@ -135,13 +138,14 @@ class SimBlePeripheral:
             settings.notify_uuid,
             _Props.NOTIFY,
             gatt.Characteristic.Permissions.READABLE,
-            b"",
+            gatt.CharacteristicValue[bytes](read=lambda _connection: b"", write=_refuse_write),
         )
         return write, notify
 
     def _on_write(self, connection: Any, value: bytes) -> None:
         # Called from inside bumble's packet handling: an exception here would escape into
         # bumble (pitfall 3), so it stops at this boundary.
+        self.received.append(bytes(value))
         try:
             self.cushion.feed(bytes(value))
         except Exception:
@@ -190,6 +194,12 @@ class SimBlePeripheral:
             await self.start_advertising()
         except Exception:
             log.exception("simulated cushion %s could not advertise again", self.name)
+
+
+def _refuse_write(_connection: Any, _value: bytes) -> None:
+    # bumble's server does not check a characteristic's write permission; a real GATT server
+    # answers a write to a notify-only characteristic with this ATT error.
+    raise att.ATT_Error(att.ATT_WRITE_NOT_PERMITTED_ERROR)
 
 
 def _same_uuid(a: str, b: str) -> bool:

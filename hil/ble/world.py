@@ -4,6 +4,12 @@ The bleak backends in `hil.ble.backend` find their world through the ``world=`` 
 (bleak forwards unknown keywords to the backend) or, failing that, the *current* world: the
 one whose ``async with SimBleWorld() as world:`` block encloses the caller (a context
 variable, so concurrent tests in other tasks each see their own).
+
+The world also plays the host's device cache, as BlueZ keeps one: a scan that sees a cushion
+records it (a new *generation* when it was not known), and `SimBleWorld.leave` forgets it as
+BlueZ drops a device it no longer sees. A client handed a `BLEDevice` from before that fails
+with `BleakDeviceNotFoundError`, as on BlueZ; a fresh scan gives a device that connects.
+`SimBleWorld.scans` counts the scans started, so a test can see that a reconnect rescanned.
 """
 
 from __future__ import annotations
@@ -62,6 +68,9 @@ class SimBleWorld:
         self._devices: list[Device] = []
         self._serial = itertools.count(1)
         self._token: contextvars.Token[SimBleWorld | None] | None = None
+        self.scans = 0  # scanners started on this radio (bleak starts one per scan)
+        self._known: dict[str, int] = {}  # the host's device cache: address -> generation
+        self._generations = itertools.count(1)
 
     def __repr__(self) -> str:
         return f"SimBleWorld({len(self.peripherals)} cushion(s), {len(self._devices)} device(s))"
@@ -115,6 +124,36 @@ class SimBleWorld:
         if advertise:
             await peripheral.start_advertising()
         return peripheral
+
+    async def leave(self, peripheral: SimBlePeripheral) -> None:
+        """Take ``peripheral`` out of reach (switched off, out of range) until `come_back`.
+
+        Its link drops from the device side (the central's disconnected callback fires), it
+        stops advertising, and the host forgets it: a `BLEDevice` scanned before is stale.
+        """
+        await peripheral.stop_advertising()  # first, so the drop does not re-advertise
+        await peripheral.disconnect()
+        self.forget(peripheral.address)
+
+    async def come_back(self, peripheral: SimBlePeripheral) -> None:
+        """Bring ``peripheral`` back under the same address: it advertises again."""
+        await peripheral.start_advertising()
+
+    def remember(self, address: str) -> int:
+        """Record that a scan saw ``address``; return its device-cache generation."""
+        key = address.upper()
+        generation = self._known.get(key)
+        if generation is None:
+            generation = self._known[key] = next(self._generations)
+        return generation
+
+    def forget(self, address: str) -> None:
+        """Drop ``address`` from the host's device cache, as BlueZ drops an unseen device."""
+        self._known.pop(address.upper(), None)
+
+    def knows(self, address: str, generation: int) -> bool:
+        """Tell whether a device scanned as ``generation`` is still in the device cache."""
+        return self._known.get(address.upper()) == generation
 
     def peripheral(self, address: str) -> SimBlePeripheral | None:
         """Return the simulated cushion at ``address`` (case-insensitive), or None."""
