@@ -95,7 +95,8 @@ def fields(event: Event) -> dict[str, object]:
     """Return an event's stored payload: its JSON fields without kind and t_s."""
     data = event.to_json()
     del data["kind"], data["t_s"]
-    return json.loads(json.dumps(data))
+    result: dict[str, object] = json.loads(json.dumps(data))
+    return result
 
 
 def make_v1_journal(path: Path, sessions: int, *, unended: int = 1) -> None:

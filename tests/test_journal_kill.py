@@ -8,12 +8,15 @@ assertion depends on how fast the machine is, only on what the child acknowledge
 
 from __future__ import annotations
 
+import contextlib
 import random
 import select
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SEED = 20261201
 KILLS = 100  # on one journal that grows from kill to kill
 MIGRATION_KILLS = 20  # each on a fresh copy of a format-1 journal, mid-migration or after
-V1_SESSIONS = 40  # finished sessions in the format-1 journal (one more has no end)
+V1_SESSIONS = 300  # finished sessions in the format-1 journal (one more has no end);
+# enough that migrating takes tens of milliseconds, a window the kills can hit
 WAIT_S = 30.0  # a generous bound for a loaded machine; only a hang would reach it
 
 
@@ -61,8 +65,26 @@ def _wait_open(child: subprocess.Popen[bytes]) -> bytes:
     return line
 
 
-def _kill_at_random(path: Path, seed: int, rng: random.Random, *, after_open: bool) -> Acked:
-    """Start a writer, SIGKILL it at a random moment and return what it acknowledged."""
+def _time_to_open(path: Path) -> float:
+    """Measure how long a child takes to start and open `path` (spreads the kill points)."""
+    start = time.perf_counter()
+    with _spawn(path, 0) as child:
+        try:
+            _wait_open(child)
+        finally:
+            child.kill()
+            child.wait(timeout=WAIT_S)
+    return time.perf_counter() - start
+
+
+def _kill_at_random(
+    path: Path, seed: int, rng: random.Random, *, after_open: bool, spawn_s: tuple[float, float]
+) -> Acked:
+    """Start a writer, SIGKILL it at a random moment and return what it acknowledged.
+
+    `after_open`: wait for the child's `open`, then up to 30 ms; else wait a time in the
+    range `spawn_s` from the spawn (start-up, imports, opening, migrating, recovering or
+    writing)."""
     with _spawn(path, seed) as child:  # closes the pipes
         head = b""
         try:
@@ -70,8 +92,7 @@ def _kill_at_random(path: Path, seed: int, rng: random.Random, *, after_open: bo
                 head = _wait_open(child)
                 delay_s = rng.uniform(0.0, 0.03)
             else:
-                # From spawn: start-up, imports, opening, migrating, recovering or writing.
-                delay_s = rng.uniform(0.0, 0.15)
+                delay_s = rng.uniform(*spawn_s)
             # Not a timing assertion: the delay only decides where the kill lands.
             select.select([], [], [], delay_s)
         finally:
@@ -97,8 +118,14 @@ def _kill_at_random(path: Path, seed: int, rng: random.Random, *, after_open: bo
 Snapshot = dict[int, tuple[str | None, int | None, int]]
 
 
-def _snapshot(journal: Journal) -> Snapshot:
-    return {s.id: (s.outcome, s.exit_code, len(journal.events(s.id))) for s in journal.sessions()}
+def _snapshot(path: Path) -> Snapshot:
+    """Every session's outcome, exit code and number of events, read by plain SQLite."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute(
+            "SELECT id, outcome, exit_code, "
+            "(SELECT count(*) FROM events WHERE session_id = sessions.id) FROM sessions"
+        )
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
 
 def _verify(path: Path, seed: int, acked: Acked, known: Snapshot) -> tuple[Snapshot, int]:
@@ -107,7 +134,7 @@ def _verify(path: Path, seed: int, acked: Acked, known: Snapshot) -> tuple[Snaps
     with Journal.open(path) as journal:
         assert journal.integrity() == "ok"
         assert journal.version == SCHEMA_VERSION
-        now = _snapshot(journal)
+        now = _snapshot(path)
         # Nothing committed earlier was lost or changed by this child.
         assert {i: now[i] for i in known} == known
         new = sorted(set(now) - set(known))
@@ -162,9 +189,11 @@ def test_kill_loop_loses_nothing_acknowledged(tmp_path: Path) -> None:
     Journal.open(path).close()
     known: Snapshot = {}
     landed = Counter[str]()
+    Journal.open(tmp_path / "calibrate.sqlite3").close()
+    spawn_s = (0.0, 1.5 * _time_to_open(tmp_path / "calibrate.sqlite3"))
     for kill in range(KILLS):
         after_open = kill % 4 != 0
-        acked = _kill_at_random(path, kill, rng, after_open=after_open)
+        acked = _kill_at_random(path, kill, rng, after_open=after_open, spawn_s=spawn_s)
         known, extra = _verify(path, kill, acked, known)
         landed["before open" if not acked.opened else "after open"] += 1
         landed["in-flight write found committed"] += extra
@@ -182,15 +211,23 @@ def v1_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_kill_loop_during_migration(tmp_path: Path, v1_template: Path) -> None:
     reference = tmp_path / "reference.sqlite3"
     shutil.copy(v1_template, reference)
-    with Journal.open(reference) as journal:
-        known = _snapshot(journal)
+    Journal.open(reference).close()
+    known = _snapshot(reference)
     assert [o for o, _, _ in known.values()] == ["done"] * V1_SESSIONS + [INTERRUPTED]
     rng = random.Random(SEED + 1)
-    migrated = 0
+    landed = Counter[str]()
+    shutil.copy(v1_template, tmp_path / "calibrate.sqlite3")
+    # Most kills land around the migration: after start-up, before or just after `open`.
+    opened_s = _time_to_open(tmp_path / "calibrate.sqlite3")
+    spawn_s = (0.4 * opened_s, 1.4 * opened_s)
     for kill in range(MIGRATION_KILLS):
         path = tmp_path / f"journal-{kill}.sqlite3"
         shutil.copy(v1_template, path)
-        acked = _kill_at_random(path, 1000 + kill, rng, after_open=False)
+        acked = _kill_at_random(path, 1000 + kill, rng, after_open=False, spawn_s=spawn_s)
+        # A plain SQLite reader sees either format 1 untouched or format 2 complete.
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        assert version in (1, SCHEMA_VERSION)
+        landed[f"format {version}, {'after' if acked.opened else 'before'} open"] += 1
         _verify(path, 1000 + kill, acked, known)
-        migrated += acked.opened
-    print(f"journal migration kill loop: {MIGRATION_KILLS} kills, {migrated} after migrating")
+    print(f"journal migration kill loop: {MIGRATION_KILLS} kills, {dict(landed)}")
