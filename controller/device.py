@@ -1,32 +1,45 @@
 """The device facade: the only path to the wire, applying the run-time safety layer.
 
-Every byte to a cushion leaves through `Device._send`. Setpoints are clamped to the zone
-caps and to a ceiling that climbs only at the ramp rate and drops to zero on every open
-and resume; updates are coalesced (latest value wins); a halt pre-empts everything.
+Every byte to a cushion leaves through `Device._send`, and through the `Link` it owns.
+Setpoints are clamped to the zone caps and to a ceiling that climbs only at the ramp rate
+and drops to zero on every open, resume, reconnect and device reset; updates are coalesced
+(latest value wins); a halt pre-empts everything. The reader, writer and watch loops live
+in a `TaskGroup` started by `__aenter__` and cancelled and awaited by `__aexit__`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
-import random
-from collections import deque
+import contextlib
+import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from controller.ceiling import EPS, RampCeiling, capped, quantize_matrix, to_levels
 from controller.clock import sleep_until
-from controller.errors import DeviceError, DeviceRejected, DeviceTimeout, LinkLost
-from controller.events import AllOff, ClampApplied, Emit, Fault, LinkDown, LinkUp, SetpointSent
+from controller.errors import DeviceError, DeviceTimeout, LinkLost
+from controller.events import (
+    AllOff,
+    ClampApplied,
+    DeviceReset,
+    Emit,
+    Fault,
+    LinkDown,
+    LinkUp,
+    SetpointSent,
+)
+from controller.fallback import fallback_text
+from controller.link import Link
+from controller.replies import ReplyBook
 from controller.safety import zone_caps
+from controller.shield import finish
+from controller.stepping import SteppingWriter
 from controller.timeline import Setpoint
 from firmware_profiles import Codec
 from firmware_profiles.commands import (
     BadFrame,
     Command,
     Keepalive,
-    Press,
     Query,
     Reply,
     SetAll,
@@ -38,28 +51,24 @@ from firmware_profiles.commands import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Coroutine
+
+    import numpy as np
 
     from controller.limits import SafetyLimits
     from controller.transports.base import Transport
     from firmware_profiles import Profile
 
-_EPS = 1e-6
-# Longest gap the run-time ceiling may bridge in one update: one ramp-rule step (10 % per 5 s).
-# Long enough that a plan's slow ramp, which reaches the wire only when a device level
-# changes, is not held back; short enough that a value jumping after a quiet spell still
-# climbs from the ceiling instead of leaping by the whole quiet time's allowance.
-_MAX_RAMP_GAP_S = 5.0
-_BAD_FRAMES_BEFORE_FAULT = 3
-_PRESS_RETRIES = 2
+log = logging.getLogger(__name__)
+
 _STOP_DELIVERY_S = 10.0
-_BACKOFF_MIN_S = 0.2
-_BACKOFF_MAX_S = 10.0
 _REAL_REPLY_FLOOR_S = 0.1
-_NAKS_BEFORE_FAULT = 3
 # Stay this far under the device's update rate: USB adapters and radios bunch frames up.
 _RATE_MARGIN = 1.1
 _REAL_JITTER_S = 0.002
+# In steady state with nothing else to send, ask for a status this often (in reply
+# time-outs) so a silent, garbling or restarted cushion is noticed.
+_POLL_EVERY_TIMEOUTS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +94,12 @@ class Device:
         sparing: bool = False,
         reconnect: bool = False,
         on_link: Callable[[bool], None] | None = None,
+        on_reset: Callable[[], None] | None = None,
     ) -> None:
-        self.transport = transport
+        self.link = Link(transport)
         self.reconnect = reconnect
         self.on_link = on_link
+        self.on_reset = on_reset
         self.profile = profile
         self.codec = Codec(profile)
         self.limits = limits
@@ -106,68 +117,123 @@ class Device:
         self._halted = True  # nothing goes out until `open` sent the all-off and `resume` ran
         self._final = False
         self._sent: Target | None = None
-        self._ceiling = 0.0
-        self._ceiling_t = 0.0
+        self._sent_serial = 0  # bumped whenever levels on the wire change
+        self._ceiling = RampCeiling(limits.ramp_per_s)
         self._binding: set[int] = set()
         self._last_frame_t = float("-inf")
         self._last_update_t = float("-inf")
-        self._last_press_t = float("-inf")
         self._lease_t = [float("-inf")] * self._n  # when each zone's lease was last sent
-        self._pending_acks: deque[float] = deque()
-        self._bad_frames = 0
-        self._naks = 0
-        self._status: dict[str, int] | None = None
-        self._status_event = asyncio.Event()
+        self.replies = ReplyBook(self._n, profile.limits.reply_timeout_s)
         self._acks = bool(profile.limits.ack_every_command)
+        self._polls = profile.supports("query") and profile.supports("status")
         self._opened = False
-        self._reply_timeout = profile.limits.reply_timeout_s
-        self._link_up = asyncio.Event()
+        self._off_written = False  # the last output-changing frame written was the all-off
+        self._closing = False
         self._writing = False
         self._fresh = False
         self._writer_due: float | None = None
         self._stepping = profile.control == "stepping"
+        self._stepper = SteppingWriter(profile, self.replies, self._send, lambda: self._halted)
+        self._tasks: asyncio.TaskGroup | None = None
+        self._children: list[asyncio.Task[None]] = []
+        self._fault: asyncio.Future[DeviceError] | None = None
+        self.last_all_off: AllOff | None = None
+
+    @property
+    def transport(self) -> Transport:
+        """Return the transport this device's link drives."""
+        return self.link.transport
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
         """Open the link and put the cushion in a known state: everything off."""
-        await self.transport.open()
-        self._opened = True
-        self._link_up.set()
         loop = asyncio.get_running_loop()
         # A sped-up simulator clock shrinks real reply time too; keep a floor in real time.
         speed = float(getattr(loop, "speed", 1.0))
-        self._reply_timeout = max(self.profile.limits.reply_timeout_s, _REAL_REPLY_FLOOR_S * speed)
+        self.replies.reply_timeout_s = max(
+            self.profile.limits.reply_timeout_s, _REAL_REPLY_FLOOR_S * speed
+        )
         self._min_interval = (
             _RATE_MARGIN / self.profile.limits.max_update_hz + _REAL_JITTER_S * speed
         )
-        self._ceiling, self._ceiling_t = 0.0, loop.time()
-        await self._send(Stop())
-        self._sent = Target((0,) * self._n)
+        self._stepper.min_interval = self._min_interval
+        async with contextlib.AsyncExitStack() as undo:
+            await self.link.open()
+            undo.push_async_callback(self.link.close)  # a half-done open is unwound
+            self._ceiling.reset(loop.time())
+            self._opened = True
+            if not await self._send(Stop()):
+                raise LinkLost("the link dropped before the first all-off could be written.")
+            self._sent = Target((0,) * self._n)
+            undo.pop_all()
 
-    async def close(self, reason: str = "session over") -> None:
-        """Send all-off (best effort, bounded in time) and close the link; never raises."""
-        self._halted = self._final = True
-        if self._opened:
-            sent = False
-            try:
-                if not self._link_up.is_set() and self.reconnect:
-                    # A stop asked for while the link was down is delivered on reconnect.
-                    await asyncio.wait_for(self._restore(), _STOP_DELIVERY_S)
-                else:
-                    sent = await asyncio.wait_for(self._send(Stop()), max(0.5, self._reply_timeout))
-            except (DeviceError, OSError, TimeoutError):
-                pass
-            self.emit(AllOff(self._t(), sent or self._link_up.is_set(), reason))
-        self._opened = False
-        await self.transport.close()
+    async def close(self, reason: str = "session over") -> AllOff | None:
+        """Write the final all-off (bounded, shielded), stop the loops, close the link.
+
+        Never raises but `CancelledError`, and only after the all-off and the close ran.
+        Returns the all-off report (None if the device was never opened).
+        """
+        self._halted = self._final = self._closing = True
+        report: AllOff | None = None
+        cancelled = False
+        try:
+            if self._opened:
+                report, cancelled = await finish(self._final_stop(reason), _STOP_DELIVERY_S + 1)
+        finally:
+            for task in self._children:
+                task.cancel()
+            if self._children:
+                _, again = await finish(asyncio.wait(self._children), 1.0)
+                cancelled = cancelled or again
+            _, again = await finish(self.link.close(), 5.0)
+            cancelled = cancelled or again
+            self._opened = False
+        if cancelled:
+            raise asyncio.CancelledError
+        return report
 
     async def __aenter__(self) -> Device:
-        await self.open()
+        async with contextlib.AsyncExitStack() as undo:
+            await self.open()
+            undo.push_async_callback(self.close)
+            self._fault = asyncio.get_running_loop().create_future()
+            tasks = asyncio.TaskGroup()
+            await tasks.__aenter__()
+            self._tasks = tasks
+            for name, coro in (
+                ("cushion-writer", self._writer_loop()),
+                ("cushion-reader", self._reader_loop()),
+                ("cushion-watch", self._watch_loop()),
+            ):
+                self._children.append(tasks.create_task(self._guard(coro), name=name))
+            undo.pop_all()
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+    async def __aexit__(self, *exc_info: Any) -> None:
+        try:
+            await self.close()
+        finally:
+            tasks, self._tasks = self._tasks, None
+            if tasks is not None:
+                await tasks.__aexit__(None, None, None)
+
+    async def _guard(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run one loop; a device fault ends it and is handed to whoever waits in `serve`."""
+        try:
+            await coro
+        except DeviceError as exc:
+            if self._closing:
+                return
+            self._halted = True
+            if self._fault is not None and not self._fault.done():
+                self._fault.set_result(exc)
+
+    async def serve(self) -> None:
+        """Wait until the device fails, and raise the fault (its loops run on their own)."""
+        if self._fault is None:
+            raise RuntimeError("use 'async with Device(...)' before serve()")
+        raise await asyncio.shield(self._fault)
 
     # -- commands from the session ---------------------------------------------------------
 
@@ -184,8 +250,7 @@ class Device:
     async def offer(self, setpoint: Setpoint) -> None:
         """Like `set`, but write at once from the caller's task when the device may take it."""
         self._desired = setpoint
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = asyncio.get_running_loop().time()
         if (
             self._writing
             or self._halted
@@ -213,33 +278,23 @@ class Device:
         self._desired = Setpoint((0.0,) * self._n)
         sent = await self._send(Stop())
         self._sent = Target((0,) * self._n, None, None, self._sent.mode if self._sent else None)
-        self.emit(AllOff(self._t(), sent, reason))
+        self._sent_serial += 1
+        self.emit(self._all_off(sent, reason, None))
 
     def resume(self) -> None:
         """Let outputs flow again, ramping from zero (after open, pause or reconnect)."""
         if self._final:
             return
-        self._ceiling, self._ceiling_t = 0.0, asyncio.get_running_loop().time()
+        self._ceiling.reset(asyncio.get_running_loop().time())
         self._halted = False
         self._poke()
 
     @property
     def ceiling(self) -> float:
         """Return the run-time ceiling (0..1) outputs currently play under."""
-        return self._ceiling
+        return self._ceiling.value
 
     # -- background work -------------------------------------------------------------------
-
-    async def serve(self) -> None:
-        """Run the writer, reader and keepalive loops until cancelled; raises on a device fault."""
-        # Replies owed since `open` could not be read before now: time them from here, so a
-        # busy start (planning, scanning) is not taken for a silent device.
-        now = asyncio.get_running_loop().time()
-        self._pending_acks = deque(now for _ in self._pending_acks)
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._writer_loop(), name="cushion-writer")
-            tg.create_task(self._reader_loop(), name="cushion-reader")
-            tg.create_task(self._keepalive_loop(), name="cushion-keepalive")
 
     async def _writer_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -281,12 +336,13 @@ class Device:
         target = self._clamp(self._desired, now)
         if target != self._sent:
             self._last_update_t = now
-            if self.profile.control == "stepping":
+            self._sent_serial += 1  # a status asked for before this cannot judge it
+            if self._stepping:
                 await self._apply_stepping(target)
             else:
                 await self._apply_absolute(target)
-        elif lease and any(target.levels) and now + _EPS >= self._lease_due(lease):
-            # _EPS: a timer due "now" may fire a float rounding early; renew rather than spin.
+        elif lease and any(target.levels) and now + EPS >= self._lease_due(lease):
+            # EPS: a timer due "now" may fire a float rounding early; renew rather than spin.
             self._last_update_t = now
             await self._renew_lease()
 
@@ -294,8 +350,10 @@ class Device:
         parser = self.codec.reply_parser()
         while True:
             try:
-                data = await self.transport.read()
+                data = await self.link.read()
             except LinkLost as exc:
+                if self._closing:
+                    return
                 if not self.reconnect:
                     raise
                 self._link_lost(str(exc))
@@ -307,77 +365,98 @@ class Device:
 
     def _link_lost(self, why: str) -> None:
         """Treat every output as off and tell the session; the device's watchdog does the rest."""
-        if not self._link_up.is_set():
+        if not self.link.lost():
             return
-        self._link_up.clear()
+        self._off_written = False
         self._halted = True
-        self._pending_acks.clear()
-        self._status = None
+        self.replies.forget()
         self.emit(LinkDown(self._t(), why))
         if self.on_link is not None:
             self.on_link(False)
 
     async def _restore(self) -> None:
         """Reconnect with backoff and jitter; the first frame on the new link is all-off."""
-        attempt = 0
-        while not self._link_up.is_set():
-            await self.transport.close()
-            try:
-                await self.transport.open()
-            except DeviceError as exc:
-                attempt += 1
-                # Jittered exponential backoff, as bleak-retry-connector and led-ble do:
-                # many cushions coming back at once must not storm the adapter.
-                delay = _BACKOFF_MIN_S + random.uniform(0, min(_BACKOFF_MAX_S, 1.5**attempt))
-                self.emit(Fault(self._t(), f"reconnect attempt {attempt} failed: {exc}"))
-                await asyncio.sleep(delay)
-                continue
-            self._link_up.set()
+
+        def failed(attempt: int, exc: DeviceError) -> None:
+            self.emit(Fault(self._t(), f"reconnect attempt {attempt} failed: {exc}"))
+
+        await self.link.reconnect(failed)
         await self._send(Stop())
         self._sent = Target((0,) * self._n)
-        self._ceiling, self._ceiling_t = 0.0, asyncio.get_running_loop().time()
+        self._sent_serial += 1
+        self._ceiling.reset(asyncio.get_running_loop().time())
         self.emit(LinkUp(self._t()))
         if self.on_link is not None and not self._final:
             self.on_link(True)
 
-    async def _keepalive_loop(self) -> None:
+    async def _watch_loop(self) -> None:
+        """Owed replies, keepalives and, in quiet steady state, status polls."""
         loop = asyncio.get_running_loop()
         limits = self.profile.limits
+        replies = self.replies
+        keepalive = Keepalive() if self.profile.supports("keepalive") else Query()
+        next_poll = loop.time()
         while True:
-            if not self._link_up.is_set():
-                await self._link_up.wait()
+            if not self.link.up.is_set():
+                await self.link.up.wait()
+                next_poll = loop.time()
             now = loop.time()
             deadlines = [now + 1.0]
-            if self._pending_acks:
-                due = self._pending_acks[0] + self._reply_timeout
-                if now >= due:
-                    raise DeviceTimeout(
-                        f"the cushion did not answer within {self._reply_timeout:g} s.",
-                        hint="Check that the profile matches the device and the link is good.",
-                    )
+            due = replies.overdue(now)
+            if due is not None:
                 deadlines.append(due)
             if limits.keepalive_s and not self._final:
                 due = self._last_frame_t + limits.keepalive_s
                 if now >= due:
-                    await self._send(Keepalive() if self.profile.supports("keepalive") else Query())
+                    await self._send(keepalive)
                     due = now + limits.keepalive_s
                 deadlines.append(due)
+            if self._polls and not self._final and not self._writing:
+                if now >= next_poll:
+                    await self._poll()
+                    now = loop.time()
+                    next_poll = now + _POLL_EVERY_TIMEOUTS * replies.reply_timeout_s
+                deadlines.append(next_poll)
             await sleep_until(min(deadlines))
+
+    async def _poll(self) -> None:
+        """Ask for a status; a restarted cushion shows levels it was not sent."""
+        serial, losses = self._sent_serial, self.link.losses
+        try:
+            await self._stepper.query()
+        except DeviceTimeout:
+            if self.link.losses != losses or not self.link.up.is_set() or self._closing:
+                return  # the link dropped meanwhile: the reconnect, not a timeout, handles it
+            raise
+        levels = self.replies.reported_levels(self._n)
+        sent = self._sent
+        if (
+            levels is None
+            or sent is None
+            or self._halted
+            or serial != self._sent_serial  # the levels changed while the query was out
+            or levels == sent.levels
+        ):
+            return
+        await self._device_reset(f"status shows levels {levels}, the controller sent {sent.levels}")
+
+    async def _device_reset(self, evidence: str) -> None:
+        """Handle a cushion that restarted: all-off, ceiling from zero, tell the session."""
+        self.emit(DeviceReset(self._t(), evidence))
+        await self.halt("the cushion restarted", final=False)
+        self._ceiling.reset(asyncio.get_running_loop().time())
+        if self.on_reset is not None:
+            self.on_reset()
 
     # -- the run-time envelope ---------------------------------------------------------------
 
     def quantize_levels(self, levels: np.ndarray) -> np.ndarray:
         """Return the device levels (samples x zones) for intensities under the zone caps."""
-        scale = self.profile.intensity
-        x = np.minimum(levels, np.asarray(self._caps))
-        # Same rounding as the profile's to_device: down, with its tiny tolerance.
-        q = scale.min + np.floor(np.clip(x, 0.0, 1.0) * (scale.max - scale.min) + 1e-9)
-        return np.where(x <= 0.0, scale.min, q).astype(np.int64)
+        return quantize_matrix(levels, self._caps, self.profile.intensity)
 
     def _clamp(self, sp: Setpoint, now: float) -> Target:
-        dt = min(max(0.0, now - self._ceiling_t), _MAX_RAMP_GAP_S)
-        allowed = self._ceiling + self.limits.ramp_per_s * dt + _EPS
-        out = [w if w < c else c for w, c in zip(sp.levels, self._caps, strict=True)]
+        allowed = self._ceiling.allowed(now)
+        out = capped(sp.levels, self._caps)
         top = max(out, default=0.0)
         if top > allowed:
             binding: set[int] = set()
@@ -400,28 +479,20 @@ class Device:
             top = allowed
         elif self._binding:
             self._binding = set()
-        # Every output is <= allowed, so the ceiling never climbs faster than the ramp rate;
-        # the allowance counts from the last rise, so evaluating more often loses nothing.
-        if top > self._ceiling:
-            self._ceiling, self._ceiling_t = top, now
+        # Every output is <= allowed, so the ceiling never climbs faster than the ramp rate.
+        self._ceiling.rise(top, now)
         return self._target(sp, out)
 
     def _target(self, sp: Setpoint, levels: list[float]) -> Target:
-        scale = self.profile.intensity
-        lo, span = scale.min, scale.max - scale.min
-        # The profile's to_device, inlined for the hot path: round down, 0 is off.
-        quantised = tuple(
-            lo if v <= 0.0 else scale.max if v >= 1.0 else lo + math.floor(v * span + 1e-9)
-            for v in levels
-        )
         freq = None
         if sp.frequency_hz is not None and self.profile.frequency is not None:
             freq = self.profile.frequency.to_device(sp.frequency_hz)
         heat = None
         if sp.heat is not None and self.profile.heat is not None:
-            heat = int(min(sp.heat, self.limits.heat_max) * self.profile.heat.levels + _EPS)
+            wanted = sp.heat if 0.0 <= sp.heat <= 1.0 else 0.0  # NaN or out of range: off
+            heat = int(min(wanted, self.limits.heat_max) * self.profile.heat.levels + EPS)
         mode = self._mode_numbers.get(sp.mode) if sp.mode is not None else None
-        return Target(quantised, freq, heat, mode)
+        return Target(to_levels(levels, self.profile.intensity), freq, heat, mode)
 
     # -- turning targets into commands ---------------------------------------------------------
 
@@ -429,27 +500,22 @@ class Device:
         # After a refusal nothing is known: -1 differs from every level, so all are resent.
         old = self._sent or Target((-1,) * self._n)
         lease = self.profile.limits.lease_s
-        if (
-            target.mode is not None
-            and target.mode != old.mode
-            and self.profile.supports("set_mode")
-        ):
+        supports = self.profile.supports
+        if target.mode is not None and target.mode != old.mode and supports("set_mode"):
             await self._send(SetMode(target.mode))
         if (
             target.frequency is not None
             and target.frequency != old.frequency
-            and self.profile.supports("set_frequency")
+            and supports("set_frequency")
         ):
             await self._send(SetFrequency(target.frequency))
-        heat_old = old.heat or 0
-        if (target.heat or 0) != heat_old and self.profile.supports("set_heat"):
+        if (target.heat or 0) != (old.heat or 0) and supports("set_heat"):
             await self._send(SetHeat(target.heat or 0))
         if target.levels != old.levels:
+            self._sent_serial += 1
             changed = [z for z in range(self._n) if target.levels[z] != old.levels[z]]
             now = asyncio.get_running_loop().time()
-            if self.profile.supports("set_all") and (
-                len(changed) > 1 or not self.profile.supports("set_zone")
-            ):
+            if supports("set_all") and (len(changed) > 1 or not supports("set_zone")):
                 await self._send(SetAll(target.levels, lease))
                 changed = list(range(self._n))
             else:
@@ -464,7 +530,7 @@ class Device:
 
     def _lease_is_due(self, lease: float | None, now: float) -> bool:
         """Tell whether a running zone's lease needs renewing now."""
-        return bool(lease) and now + _EPS >= self._lease_due(lease or 0.0)
+        return bool(lease) and now + EPS >= self._lease_due(lease or 0.0)
 
     def _lease_due(self, lease: float) -> float:
         """Return when the oldest lease of a running zone is half used up."""
@@ -483,15 +549,21 @@ class Device:
         lease = self.profile.limits.lease_s
         if target is None or not lease:
             return
+        if self._polls and self._tasks is not None:  # (a status needs the reader loop)
+            # A cushion that restarted since the last poll must not get its old levels back
+            # by a renewal: check the status first (renewals come at half the lease, so the
+            # reply time fits).
+            await self._poll()
+            if self._halted or self._sent is not target:
+                return
         now = asyncio.get_running_loop().time()
         due = [
             z
             for z, level in enumerate(target.levels)
-            if level and now + _EPS >= self._lease_t[z] + lease / 2
+            if level and now + EPS >= self._lease_t[z] + lease / 2
         ]
-        if self.profile.supports("set_all") and (
-            len(due) > 1 or not self.profile.supports("set_zone")
-        ):
+        supports = self.profile.supports
+        if supports("set_all") and (len(due) > 1 or not supports("set_zone")):
             await self._send(SetAll(target.levels, lease))
             due = list(range(self._n))
         else:
@@ -502,71 +574,21 @@ class Device:
 
     async def _apply_stepping(self, target: Target) -> None:
         """Walk a button-style cushion to the target one confirmed press at a time."""
-        want_level = max(target.levels, default=0)
-        if self._status is None and self.profile.supports("query"):
-            await self._query()
-        known_level = self._known("level", max(self._sent.levels) if self._sent else 0)
-        if target.mode is not None and self.profile.supports("press.next_mode"):
-            for _ in range(len(self._mode_numbers) + 1):
-                if self._known("mode", -1) == target.mode or self._halted:
-                    break
-                await self._press("next_mode", "mode")
-        while not self._halted:
-            known_level = self._known("level", known_level)
-            desired_now = self._clamp(self._desired, asyncio.get_running_loop().time())
-            want_level = max(desired_now.levels, default=0)
-            if known_level == want_level:
-                break
-            button = "intensity_up" if want_level > known_level else "intensity_down"
-            await self._press(button, "level")
-            if not self.profile.supports("query"):
-                known_level += 1 if button == "intensity_up" else -1
-                self._status = {**(self._status or {}), "level": known_level}
+        known = max(self._sent.levels) if self._sent else 0
+
+        def want() -> int:
+            clamped = self._clamp(self._desired, asyncio.get_running_loop().time())
+            return max(clamped.levels, default=0)
+
+        level, mode = await self._stepper.walk(target.mode, known, want)
         if self._halted:
             return
-        level = self._known("level", want_level)
-        mode = self._known("mode", target.mode if target.mode is not None else -1)
+        self._sent_serial += 1
         final = Target(
             (level,) * self._n, target.frequency, target.heat, mode if mode >= 0 else None
         )
         self._sent = final
         self._emit_sent(final)
-
-    def _known(self, name: str, default: int) -> int:
-        return (self._status or {}).get(name, default)
-
-    async def _press(self, button: str, field: str) -> None:
-        """Press once; with status replies, confirm it took before any further press."""
-        before = self._known(field, -1)
-        loop = asyncio.get_running_loop()
-        for _attempt in range(_PRESS_RETRIES + 1):
-            # Presses are rate-limited like updates: a remote-style device drops fast repeats.
-            await sleep_until(self._last_press_t + self._min_interval)
-            if self._halted:
-                return
-            self._last_press_t = loop.time()
-            await self._send(Press(button))  # type: ignore[arg-type]
-            if not self.profile.supports("query"):
-                return
-            await self._query()
-            if self._known(field, -1) != before:
-                return
-            # The status proves the press was lost, so pressing again is not a blind repeat.
-        raise DeviceRejected(
-            f"the cushion ignored the '{button}' button {_PRESS_RETRIES + 1} times.",
-            hint="Check that the profile's button frames match this remote.",
-        )
-
-    async def _query(self) -> None:
-        self._status_event.clear()
-        await self._send(Query())
-        try:
-            await asyncio.wait_for(self._status_event.wait(), self._reply_timeout)
-        except TimeoutError as exc:
-            raise DeviceTimeout(
-                f"the cushion sent no status within {self._reply_timeout:g} s.",
-                hint="Check the link and that the profile's status reply matches the device.",
-            ) from exc
 
     # -- the wire ----------------------------------------------------------------------------
 
@@ -574,56 +596,70 @@ class Device:
         """Encode and write one command: the single place bytes leave for the cushion."""
         if self._halted and not isinstance(command, Stop | Keepalive | Query):
             return False  # a halt always wins over updates that were already on their way
-        if not self._link_up.is_set():
+        if not self.link.up.is_set():
             return False  # nothing to write to; all-off goes first once the link is back
         frame = self.codec.encode(command)
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = asyncio.get_running_loop().time()
         if self._acks and not isinstance(command, Query):
-            self._pending_acks.append(now)
+            self.replies.owe(now)
         self._last_frame_t = now
         try:
-            await self.transport.write(frame)
+            await self.link.write(frame)
         except LinkLost as exc:
-            if not self.reconnect:
+            self._off_written = False
+            if not self.reconnect or self._closing:
+                if isinstance(command, Stop):
+                    return False  # the caller reports the stop as not delivered
                 raise
             self._link_lost(str(exc))  # the reader loop reconnects
             return False
+        if not isinstance(command, Keepalive | Query):
+            self._off_written = isinstance(command, Stop)
         return True
+
+    async def _final_stop(self, reason: str) -> AllOff:
+        """Write the last all-off; with acks, wait for the cushion to confirm it."""
+        link = self.link
+        if not link.up.is_set() and self.reconnect and not link.closed:
+            # A stop asked for while the link was down is delivered on reconnect.
+            with contextlib.suppress(DeviceError, TimeoutError):
+                await asyncio.wait_for(link.up.wait(), _STOP_DELIVERY_S)
+        acks_before = self.replies.acks
+        owed = len(self.replies.pending)
+        sent = self._off_written and link.up.is_set()
+        if not sent:
+            # Written once only: on a device whose "off" is a toggle, a second would undo it.
+            try:
+                sent = await self._send(Stop())
+            except (DeviceError, OSError):
+                sent = False
+            owed += 1
+        confirmed: bool | None = None
+        if sent and self._acks:
+            timeout = max(0.5, self.replies.reply_timeout_s)
+            confirmed = await _acked(self.replies, acks_before + owed, timeout)
+        report = self._all_off(sent, reason, confirmed)
+        self.emit(report)
+        return report
+
+    def _all_off(self, sent: bool, reason: str, confirmed: bool | None) -> AllOff:
+        report = AllOff(
+            self._t(), sent, reason, confirmed, "" if sent else fallback_text(self.profile)
+        )
+        self.last_all_off = report
+        return report
 
     def _on_reply(self, item: Reply | BadFrame) -> None:
         if isinstance(item, BadFrame):
-            self._bad_frames += 1
-            self.emit(Fault(self._t(), f"unreadable reply from the cushion ({item.reason})"))
-            if self._bad_frames >= _BAD_FRAMES_BEFORE_FAULT:
-                raise DeviceRejected(
-                    "the cushion answers with garbage.",
-                    hint="Check the baud rate and that the profile matches the device.",
-                )
+            self.emit(Fault(self._t(), self.replies.bad_frame(item)))
             return
-        self._bad_frames = 0
-        if item.kind in ("ack", "nak") and self._pending_acks:
-            self._pending_acks.popleft()
-        if item.kind == "nak":
+        fault = self.replies.reply(item)
+        if fault is not None:
+            self.emit(Fault(self._t(), fault))
             # A refused command left the device as it was: resend the whole state next time.
-            # Refusals in a row mean the profile does not match the device.
-            self._naks += 1
-            code = item.fields.get("code")
-            self.emit(Fault(self._t(), f"the cushion refused a command (nak code {code})"))
-            if self._naks >= _NAKS_BEFORE_FAULT:
-                raise DeviceRejected(
-                    f"the cushion refused {self._naks} commands in a row (last nak code {code}).",
-                    hint="Check that the profile matches the device's firmware.",
-                )
             if not self._halted:
                 self._sent = None
                 self._poke()
-            return
-        if item.kind == "ack":
-            self._naks = 0
-        if item.kind == "status":
-            self._status = dict(item.fields)
-            self._status_event.set()
 
     def _emit_sent(self, target: Target) -> None:
         scale = self.profile.intensity
@@ -638,12 +674,23 @@ class Device:
                 freq,
                 target.heat,
                 self._mode_names.get(target.mode) if target.mode is not None else None,
-                round(self._ceiling, 6),
+                round(self._ceiling.value, 6),
             )
         )
 
     def _t(self) -> float:
         return asyncio.get_running_loop().time() - self.origin
+
+
+async def _acked(replies: ReplyBook, count: int, within_s: float) -> bool:
+    """Wait until `count` acks have arrived in all; False if not within `within_s`."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + within_s
+    while replies.acks < count:
+        if loop.time() >= end or not replies.pending:
+            return replies.acks >= count
+        await asyncio.sleep(min(0.005, max(0.0, end - loop.time())))
+    return True
 
 
 __all__ = ["Device", "DeviceError", "LinkLost", "Target"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -124,10 +125,19 @@ class StopRequested(Event):
 
 @dataclass(frozen=True, slots=True)
 class AllOff(Event):
-    """The all-outputs-off frame was written (or could not be)."""
+    """The all-outputs-off frame was written (or could not be), and what that means."""
 
-    sent: bool
+    sent: bool  # the stop frame was written to the link
     reason: str
+    confirmed: bool | None = None  # acknowledged by the cushion; None: it sends no acks
+    fallback: str = ""  # when not sent: what the cushion itself will do, in plain words
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceReset(Event):
+    """The cushion restarted by itself (its state is not what was sent); outputs are off."""
+
+    evidence: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +162,30 @@ _KIND: dict[type, str] = {
     LinkUp: "link_up",
     StopRequested: "stop_requested",
     AllOff: "all_off",
+    DeviceReset: "device_reset",
     SessionEnded: "session_ended",
 }
 
 Emit = Callable[[Event], None]
+
+
+class Isolated:
+    """Hands each event to consumers; one that raises is reported once and dropped.
+
+    A display writing into a closed pipe or a full journal must never break the session,
+    least of all its final all-off.
+    """
+
+    def __init__(self, *consumers: Emit) -> None:
+        self.consumers = list(consumers)
+        self.failures: list[str] = []
+
+    def __call__(self, event: Event) -> None:
+        for consumer in tuple(self.consumers):
+            try:
+                consumer(event)
+            except Exception as exc:  # any consumer's failure, by design
+                self.consumers.remove(consumer)
+                note = f"{type(consumer).__name__} stopped taking events: {exc!r}"
+                self.failures.append(note)
+                logging.getLogger(__name__).warning("%s", note)

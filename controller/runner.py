@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from controller.device import Device
-from controller.events import Emit, SessionStarted
+from controller.events import Emit, Isolated, SessionStarted
+from controller.fallback import deadman_warning
 from controller.plan import compile_program
 from controller.safety import apply_envelope, zone_caps
 from controller.session import EXIT_INTERRUPTED, Session, SessionResult
@@ -109,65 +110,106 @@ async def run_program(
     transport: Transport | None = None,
 ) -> SessionResult:
     """Run one program on one cushion and return how it ended; outputs end off on every path."""
+    emit = Isolated(emit)
     timeline = plan(program, profile, limits)
     endpoint = options.endpoint
-    async with contextlib.AsyncExitStack() as stack:
-        if transport is None and endpoint.scheme == "sim+pty":
-            port = await stack.enter_async_context(_pty_simulator(profile))
-            endpoint = Endpoint("serial", port, {})
-        if transport is None and endpoint.scheme == "ble" and endpoint.options.get("sim"):
-            world = await stack.enter_async_context(simulated_ble_world())
-            transport = sim_ble_transport(endpoint, profile, world)
-        transport = transport or open_transport(endpoint, profile)
-        reconnect = transport.reconnects if options.reconnect is None else options.reconnect
-        device = Device(
-            transport, profile, limits, emit=emit, sparing=program.sparing, reconnect=reconnect
-        )
-        session = Session(timeline, device, emit=emit, auto_resume=options.auto_resume)
-        caps = tuple(
-            min(c for c, _ in rules)
-            for rules in zone_caps(profile, limits, sparing=program.sparing)
-        )
-        await stack.enter_async_context(device)
-        loop = asyncio.get_running_loop()
-        if options.handle_signals:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, _on_signal, session, sig)
-                stack.callback(loop.remove_signal_handler, sig)
-        if options.handle_signals and reconnect and sys.stdin.isatty():
-            # Enter resumes a session paused by a lost link (or by the user).
-            loop.add_reader(sys.stdin.fileno(), _on_enter, session)
-            stack.callback(loop.remove_reader, sys.stdin.fileno())
-        emit(
-            SessionStarted(
-                0.0,
-                program.name,
-                profile.name,
-                str(options.endpoint),
-                timeline.duration_s,
-                timeline.zones,
-                caps,
-                limits.ramp_per_s,
-                profile.intensity.max,
-                tuple(timeline.notes),
+    stopper = _Stopper()
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            if options.handle_signals:
+                # Installed first, so removed last: a signal during the final all-off (up
+                # to 10 s after a reconnect) is handled, never the default "die now".
+                stopper.install(stack)
+            if transport is None and endpoint.scheme == "sim+pty":
+                port = await stack.enter_async_context(_pty_simulator(profile))
+                endpoint = Endpoint("serial", port, {})
+            if transport is None and endpoint.scheme == "ble" and endpoint.options.get("sim"):
+                world = await stack.enter_async_context(simulated_ble_world())
+                transport = sim_ble_transport(endpoint, profile, world)
+            transport = transport or open_transport(endpoint, profile)
+            reconnect = transport.reconnects if options.reconnect is None else options.reconnect
+            device = Device(
+                transport, profile, limits, emit=emit, sparing=program.sparing, reconnect=reconnect
             )
-        )
-        return await session.run()
+            session = Session(timeline, device, emit=emit, auto_resume=options.auto_resume)
+            caps = tuple(
+                min(c for c, _ in rules)
+                for rules in zone_caps(profile, limits, sparing=program.sparing)
+            )
+            await stack.enter_async_context(device)
+            stopper.session = session
+            if stopper.signalled is not None:
+                await stopper.stop_now()
+            loop = asyncio.get_running_loop()
+            if options.handle_signals and reconnect and sys.stdin.isatty():
+                # Enter resumes a session paused by a lost link (or by the user).
+                loop.add_reader(sys.stdin.fileno(), _on_enter, session)
+                stack.callback(loop.remove_reader, sys.stdin.fileno())
+            warning = deadman_warning(profile)
+            emit(
+                SessionStarted(
+                    0.0,
+                    program.name,
+                    profile.name,
+                    str(options.endpoint),
+                    timeline.duration_s,
+                    timeline.zones,
+                    caps,
+                    limits.ramp_per_s,
+                    profile.intensity.max,
+                    (*timeline.notes, *((warning,) if warning else ())),
+                )
+            )
+            return await session.run()
+    except asyncio.CancelledError:
+        if stopper.signalled is None:
+            raise
+        # A signal before the session began: the device (if it was open) closed with its
+        # all-off on the way out; report it as interrupted.
+        return SessionResult("interrupted", EXIT_INTERRUPTED, f"interrupted ({stopper.signalled})")
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-_signal_tasks: set[asyncio.Task[None]] = set()
+# Closing the terminal sends SIGHUP; Ctrl-\ sends SIGQUIT: all of them cut the outputs first.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+class _Stopper:
+    """Signal handling for one run: an emergency stop once the session runs, else cancel."""
+
+    def __init__(self) -> None:
+        self.session: Session | None = None
+        self.signalled: str | None = None
+        self._task = asyncio.current_task()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def install(self, stack: contextlib.AsyncExitStack) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in STOP_SIGNALS:
+            if signal.getsignal(sig) is signal.SIG_IGN:
+                continue  # ignored on purpose (nohup, a background job): respect that
+            loop.add_signal_handler(sig, self._on_signal, sig)
+            stack.callback(loop.remove_signal_handler, sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        first = self.signalled is None
+        self.signalled = self.signalled or sig.name
+        if self.session is not None:
+            # Stop beats everything: a signal cuts the outputs at once instead of ramping.
+            task = asyncio.get_running_loop().create_task(self.stop_now())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif first and self._task is not None:
+            self._task.cancel()  # still starting: unwind; an opened device closes all-off
+
+    async def stop_now(self) -> None:
+        """Cut the outputs at once and end the session as interrupted."""
+        assert self.session is not None
+        await self.session.emergency_stop(
+            f"interrupted ({self.signalled})", exit_code=EXIT_INTERRUPTED
+        )
 
 
 def _on_enter(session: Session) -> None:
     sys.stdin.readline()
     session.resume()
-
-
-def _on_signal(session: Session, sig: signal.Signals) -> None:
-    # Stop beats everything: a signal cuts the outputs at once instead of ramping down.
-    task = asyncio.get_running_loop().create_task(
-        session.emergency_stop(f"interrupted ({sig.name})", exit_code=EXIT_INTERRUPTED)
-    )
-    _signal_tasks.add(task)
-    task.add_done_callback(_signal_tasks.discard)

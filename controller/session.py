@@ -56,6 +56,7 @@ class Session:
         self.emit = emit
         self.auto_resume = auto_resume
         device.on_link = self.link_changed
+        device.on_reset = self.device_reset
         self.origin = 0.0
         self._position_s = 0.0
         self._paused = False
@@ -63,6 +64,7 @@ class Session:
         self._stop_reason: str | None = None
         self._emergency: str | None = None
         self._exit_code = EXIT_DONE
+        self._outcome = "stopped"
         self._pause_reason = "paused"
         self._holding = False
         self._control = asyncio.Event()
@@ -117,6 +119,22 @@ class Session:
             self.pause("link lost")
         elif self.auto_resume:
             self.resume()
+
+    def device_reset(self) -> None:
+        """The cushion restarted by itself (outputs are off): go on from zero only if asked."""
+        if self.auto_resume:
+            self.pause("the cushion restarted")
+            self.resume()
+            return
+        # Nobody asked to carry on after a restart: end here, outputs off, and say why.
+        if self._stop_reason is None:
+            reason = "the cushion restarted by itself during the session"
+            self._emergency = self._stop_reason = reason
+            self._exit_code = EXIT_SAFETY
+            self._outcome = "safety"
+            self.emit(StopRequested(self._t(), reason, True))
+        self._resume.set()
+        self._control.set()
 
     @property
     def paused(self) -> bool:
@@ -210,7 +228,7 @@ class Session:
         """End on a stop: cut at once for an emergency, otherwise ramp down first."""
         assert self._stop_reason is not None
         if self._emergency is not None:
-            return SessionResult("stopped", self._exit_code, self._emergency)
+            return SessionResult(self._outcome, self._exit_code, self._emergency)
         await self._ramp_down(last)
         await self.device.halt(self._stop_reason, final=True)
         return SessionResult("stopped", self._exit_code, self._stop_reason)

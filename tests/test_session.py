@@ -204,7 +204,7 @@ def test_only_the_device_facade_writes_to_a_transport() -> None:
                 and "transport" in ast.unparse(node.func.value)
             ):
                 writers.append(f"{path.name}:{node.lineno}")
-    assert len(writers) == 1 and writers[0].startswith("device.py"), writers
+    assert len(writers) == 1 and writers[0].startswith("link.py"), writers
 
 
 @settings(max_examples=25, deadline=None)

@@ -1,0 +1,89 @@
+"""The link to one cushion: the only holder of the transport's write, with its locks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import TYPE_CHECKING
+
+from controller.errors import DeviceError, LinkLost
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from controller.transports.base import Transport
+
+log = logging.getLogger(__name__)
+
+_BACKOFF_MIN_S = 0.2
+_BACKOFF_CAP_EXPONENT = 10  # 1.5 ** 10 = 58 s at most, as aiomqtt and led-ble cap it
+
+
+def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
+    """Return a jittered reconnect delay (s) for a failed attempt, capped at 1.5 ** 10."""
+    # Jitter: many cushions coming back at once must not storm the adapter.
+    draw = (rng or random).uniform(0, 1.5 ** min(_BACKOFF_CAP_EXPONENT, max(0, attempt)))
+    return _BACKOFF_MIN_S + draw
+
+
+class Link:
+    """Opens, closes and reconnects one transport; frames go out whole, one at a time."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self.up = asyncio.Event()
+        self.closed = False
+        self.losses = 0  # how many times the link went down: tells a stale wait from a fault
+        self._connect_lock = asyncio.Lock()
+        self._write_lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        """Open the transport (raises `DeviceError`); the link is up afterwards."""
+        async with self._connect_lock:
+            self.closed = False
+            await self.transport.open()
+            self.up.set()
+
+    async def close(self) -> None:
+        """Close the transport for good; never raises."""
+        self.closed = True
+        self.up.clear()
+        try:
+            await self.transport.close()
+        except Exception:  # a transport's close must not stop the rest of the shutdown
+            log.exception("closing %s failed", self.transport.name)
+
+    async def write(self, frame: bytes) -> None:
+        """Write one frame whole (no other frame's bytes in between); `LinkLost` if down."""
+        async with self._write_lock:
+            await self.transport.write(frame)
+
+    async def read(self) -> bytes:
+        """Return the next bytes from the cushion; `LinkLost` when the link ends."""
+        return await self.transport.read()
+
+    def lost(self) -> bool:
+        """Mark the link down; return False if it already was."""
+        if not self.up.is_set():
+            return False
+        self.up.clear()
+        self.losses += 1
+        return True
+
+    async def reconnect(self, on_failure: Callable[[int, DeviceError], None]) -> None:
+        """Reopen the transport until it works (or the link is closed), with backoff."""
+        attempt = 0
+        async with self._connect_lock:
+            while not self.up.is_set() and not self.closed:
+                await self.transport.close()
+                try:
+                    await self.transport.open()
+                except DeviceError as exc:
+                    attempt += 1
+                    on_failure(attempt, exc)
+                    await asyncio.sleep(backoff_delay(attempt))
+                    continue
+                self.up.set()
+        if self.closed:
+            raise LinkLost("the link was closed while reconnecting.")
