@@ -401,6 +401,8 @@ class BleTransport(Transport):
                 try:
                     await client.start_notify(ble.notify_uuid, on_notify)
                 except _LINK_ERRORS as exc:
+                    if not client.is_connected:
+                        raise _failed("the Bluetooth link dropped while subscribing", exc) from exc
                     raise _failed("the cushion refused notifications", exc) from exc
             undo.pop_all()  # connected and subscribed: keep the link
         self._client = client

@@ -134,7 +134,7 @@ class SimBlePeripheral:
         if shared:
             return write, write
         assert settings.notify_uuid is not None
-        notify = gatt.Characteristic(
+        notify: gatt.Characteristic[bytes] = gatt.Characteristic(
             settings.notify_uuid,
             _Props.NOTIFY,
             gatt.Characteristic.Permissions.READABLE,
