@@ -119,9 +119,12 @@ def _simulate(
     current = ["?"]
     cushion.on_transmit = lambda data: replies.extend((current[0], r) for r in parser.feed(data))
     gap = 1.5 / profile.limits.max_update_hz
-    presses = [s for s in samples if s[0] == "press.intensity_up"] * max(0, profile.intensity.max)
     queries = [s for s in samples if s[0] == "query"]
-    # Every sample, then (stepping) up to the top level, then a status at the extremes.
+    presses = [s for s in samples if s[0] == "press.intensity_up"] * (
+        profile.intensity.max if queries else 0
+    )
+    # Every sample, then (stepping, if it can be asked) up to the top level, then a status
+    # at the extremes.
     plan = [*samples, *presses, *queries]
 
     async def play() -> None:
