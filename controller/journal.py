@@ -413,11 +413,14 @@ class Journal:
         """Sessions this open found unfinished with no living owner and marked interrupted."""
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str] | None = None) -> Journal:
+    def open(
+        cls, path: str | os.PathLike[str] | None = None, *, busy_timeout_s: float = BUSY_TIMEOUT_S
+    ) -> Journal:
         """Open (creating, migrating and recovering as needed) the journal at `path`.
 
-        `path` None means `default_path()`. Raises JournalError for a file that is not a
-        journal, is damaged, is from a newer Cushion, or cannot be written.
+        `path` None means `default_path()`; `busy_timeout_s` is how long a write waits for
+        another process's. Raises JournalError for a file that is not a journal, is damaged,
+        is from a newer Cushion, or cannot be written.
         """
         where = Path(path).expanduser() if path is not None else default_path()
         try:
@@ -431,7 +434,7 @@ class Journal:
                 exc,
             ) from exc
         try:
-            conn = sqlite3.connect(where, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            conn = sqlite3.connect(where, timeout=busy_timeout_s, isolation_level=None)
         except sqlite3.Error as exc:
             raise _fail(where, f"cannot open the journal ({exc}).", _MOVE_ASIDE, exc) from exc
         journal = cls(conn, where)

@@ -4,6 +4,7 @@
 start a session (`session ID`), record its scripted events (`event ID N` after each), and
 end it (`end ID`). Every line is written straight to fd 1 after the write it names has
 committed, so the parent knows exactly what was acknowledged when its SIGKILL landed.
+A third argument N stops it after N sessions (exit 0), for tests of two writers at once.
 """
 
 from __future__ import annotations
@@ -147,12 +148,13 @@ def _check(recorder: SessionRecorder) -> None:
 
 
 def main() -> None:
-    """Write until killed."""
+    """Write until killed (or N sessions are written)."""
     path, seed = sys.argv[1], int(sys.argv[2])
+    limit = int(sys.argv[3]) if len(sys.argv) > 3 else None
     journal = Journal.open(path)
     _ack("open")
     number = 0
-    while True:
+    while limit is None or number < limit:
         events = script(seed, number)
         recorder = journal.start_session(
             program=f"program-{number % 3}", profile="lp4-ascii", endpoint="serial:/dev/null"
@@ -167,6 +169,7 @@ def main() -> None:
         _check(recorder)
         _ack(f"end {recorder.id}")
         number += 1
+    journal.close()
 
 
 if __name__ == "__main__":
