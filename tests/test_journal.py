@@ -7,10 +7,12 @@ import json
 import logging
 import math
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -404,16 +406,43 @@ def test_the_data_folder_is_created_and_an_impossible_one_is_explained(tmp_path:
     assert "folder" in _journal_error(blocker / "journal.sqlite3").message
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes anyway")
-def test_a_read_only_journal_is_explained(tmp_path: Path) -> None:
-    path = tmp_path / "j.sqlite3"
-    Journal.open(path).close()
-    path.chmod(0o444)
-    tmp_path.chmod(0o555)
+READ_ONLY = """
+import sys
+from controller.journal import Journal, JournalError
+try:
+    Journal.open(sys.argv[1])
+except JournalError as exc:
+    print(exc.describe())
+"""
+
+
+def test_a_read_only_journal_is_explained() -> None:
+    root = hasattr(os, "geteuid") and os.geteuid() == 0
+    setpriv = shutil.which("setpriv")
+    if root and setpriv is None:
+        pytest.skip("root may write any file, and there is no setpriv to drop root")
+    folder = Path(tempfile.mkdtemp(prefix="cushion-ro-"))  # not under root's private tmp
     try:
-        assert "cannot be written" in _journal_error(path).message
+        path = folder / "j.sqlite3"
+        Journal.open(path).close()
+        path.chmod(0o444)
+        folder.chmod(0o555)
+        # As root, the check runs as nobody: root would write the file anyway.
+        drop = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"] if setpriv else []
+        done = subprocess.run(
+            [*(drop if root else []), sys.executable, "-c", READ_ONLY, str(path)],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "cannot be written" in done.stdout and str(path) in done.stdout
     finally:
-        tmp_path.chmod(0o755)
+        folder.chmod(0o755)
+        shutil.rmtree(folder)
 
 
 def test_the_path_comes_from_the_environment_or_the_user_data_folder(
