@@ -409,6 +409,7 @@ class Journal:
         self.path = path
         self._live = path.with_name(path.name + "-live")
         self._recorders: list[SessionRecorder] = []
+        self._failure: str | None = None
         self.interrupted: tuple[int, ...] = ()
         """Sessions this open found unfinished with no living owner and marked interrupted."""
 
@@ -560,7 +561,7 @@ class Journal:
     @property
     def error(self) -> str | None:
         """The first error a recorder of this journal hit (it then stopped recording)."""
-        return next((r.error for r in self._recorders if r.error), None)
+        return self._failure
 
     def start_session(
         self,
@@ -580,6 +581,7 @@ class Journal:
         if simulated is None:
             simulated = endpoint.startswith("sim:")
         recorder = SessionRecorder(self)
+        session_id = 0
         try:
             with _transaction(self._conn):
                 cur = self._conn.execute(
@@ -601,6 +603,9 @@ class Journal:
             recorder.id = session_id
             self._recorders.append(recorder)
         except Exception as exc:
+            if recorder._lock is not None:  # locked, but the row was not committed
+                _drop_lock(self._live, session_id, recorder._lock)
+                recorder._lock = None
             recorder._disable(exc)
         return recorder
 
@@ -817,7 +822,8 @@ class SessionRecorder:
             self._disable(exc)
         finally:
             if self.id:
-                # After the end is committed (or failed): a dead lock marks it interrupted.
+                # Only after the end is committed: while its lock is held, no other process
+                # takes the session for a dead one.
                 _drop_lock(self.journal._live, self.id, self._lock)
                 self._lock = None
             with contextlib.suppress(ValueError):
@@ -834,6 +840,7 @@ class SessionRecorder:
     def _disable(self, exc: BaseException) -> None:
         if self.error is None:
             self.error = f"{type(exc).__name__}: {exc}"
+            self.journal._failure = self.journal._failure or self.error
             logger.error(
                 "session journal %s failed; this session is no longer recorded: %s",
                 self.journal.path,
