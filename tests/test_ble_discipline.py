@@ -290,6 +290,39 @@ def test_concurrent_long_frames_reach_the_cushion_whole_and_in_order() -> None:
     on_radio(scenario, profile)
 
 
+def test_a_writer_cancelled_midway_still_finishes_its_frame_before_the_next() -> None:
+    base = load_profile("nus-text")
+    assert base.ble is not None
+    profile = base.model_copy(
+        update={"ble": base.ble.model_copy(update={"write_with_response": True})}
+    )
+
+    async def scenario(world: SimBleWorld, cushion: SimulatedCushion, p: SimBlePeripheral) -> None:
+        transport = transport_for(world, cushion, p.address, mtu=23)
+        await transport.open()
+        codec = Codec(profile)
+        (frame,) = _long_frames(codec, 1)
+        stop = codec.encode(Stop())
+        p.received.clear()
+        writer = asyncio.create_task(transport.write(frame))
+        for _ in range(10_000):  # loop passes, not time: until the first piece is out
+            if p.received:
+                break
+            await asyncio.sleep(0)
+        assert len(p.received) == 1  # the first piece is out, the rest are not
+        writer.cancel()  # e.g. the writer task cancelled when the session closes
+        await transport.write(stop)  # the all-off that follows
+        with pytest.raises(asyncio.CancelledError):
+            await writer
+        await settle()
+        assert b"".join(p.received) == frame + stop
+        assert not cushion.recorder.of("bad_frame")
+        assert isinstance(cushion.recorder.commands()[-1], Stop)
+        await transport.close()
+
+    on_radio(scenario, profile)
+
+
 def test_a_binary_frame_larger_than_the_mtu_is_refused_before_any_byte_goes_out() -> None:
     async def scenario(world: SimBleWorld, cushion: SimulatedCushion, p: SimBlePeripheral) -> None:
         transport = transport_for(world, cushion, p.address, mtu=23)

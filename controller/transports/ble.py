@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 _ATT_OVERHEAD = 3  # opcode + handle: what an ATT write carries besides the value
 _CONNECT_ATTEMPTS = 3  # bleak-retry-connector's attempts per open (it backs off in between)
 _DISCONNECT_S = 2.0  # a disconnect that hangs (D-Bus stall) is abandoned after this long
+_FINISH_FRAME_S = 1.0  # how long a cancelled writer still waits for its frame's last pieces
 
 # Errors a link can fail with besides bleak's own: D-Bus socket gone or refused
 # (FileNotFoundError, ConnectionRefusedError, PermissionError are OSErrors), a D-Bus stream
@@ -305,25 +306,29 @@ class BleTransport(Transport):
         """Write one frame, split into MTU-sized writes only for text (stream) protocols.
 
         The write lock keeps a frame's pieces together even when frames are written from
-        several tasks.
+        several tasks, and a frame once begun is finished (within `_FINISH_FRAME_S`) even if
+        the writer is cancelled: half a text line would run into the next frame, often the
+        all-off, and spoil both.
         """
         ble = self._ble()
         async with self._write_lock:
             client = self._client
             if client is None or not client.is_connected:
                 raise LinkLost("the Bluetooth link is down.")
-            for chunk in self._chunks(data, client.mtu_size - _ATT_OVERHEAD):
-                try:
-                    await client.write_gatt_char(
-                        ble.write_uuid, chunk, response=ble.write_with_response
-                    )
-                except _LINK_ERRORS as exc:
-                    failure = classify(exc)
-                    if not client.is_connected or failure.kind == "link":
-                        raise LinkLost(f"the Bluetooth link dropped: {exc}.") from exc
-                    raise DeviceRejected(
-                        f"the cushion rejected a write: {exc}.", hint=failure.hint
-                    ) from exc
+            chunks = self._chunks(data, client.mtu_size - _ATT_OVERHEAD)
+            if len(chunks) == 1:
+                await _write_chunks(client, ble, chunks)  # one ATT write: whole or not at all
+                return
+            whole = asyncio.ensure_future(_write_chunks(client, ble, chunks))
+            try:
+                await asyncio.shield(whole)
+            except asyncio.CancelledError:
+                # Still holding the write lock, so the next frame follows a whole one. A link
+                # stalled that long is cut off rather than left writing beside the next frame.
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(whole), _FINISH_FRAME_S)
+                whole.cancel()
+                raise
 
     async def read(self) -> bytes:
         """Return the next notification's bytes; raise `LinkLost` once the link drops."""
@@ -438,6 +443,20 @@ class BleTransport(Transport):
         client, self._client = self._client, None
         if client is not None:
             await _disconnect_quietly(client)
+
+
+async def _write_chunks(client: BleakClient, ble: BleSettings, chunks: list[bytes]) -> None:
+    """Write `chunks` in order; `LinkLost` if the link drops, `DeviceRejected` if refused."""
+    for chunk in chunks:
+        try:
+            await client.write_gatt_char(ble.write_uuid, chunk, response=ble.write_with_response)
+        except _LINK_ERRORS as exc:
+            failure = classify(exc)
+            if not client.is_connected or failure.kind == "link":
+                raise LinkLost(f"the Bluetooth link dropped: {exc}.") from exc
+            raise DeviceRejected(
+                f"the cushion rejected a write: {exc}.", hint=failure.hint
+            ) from exc
 
 
 async def _disconnect_quietly(client: BleakClient) -> None:
