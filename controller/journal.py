@@ -14,12 +14,21 @@ import math
 import os
 import sqlite3
 import sys
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from controller.events import AllOff, LinkDown, Paused, SessionEnded, SessionStarted, SetpointSent
+from controller.events import (
+    AllOff,
+    DeviceReset,
+    LinkDown,
+    Paused,
+    SessionEnded,
+    SessionStarted,
+    SetpointSent,
+)
 from protocols.errors import InputError
 
 if TYPE_CHECKING:
@@ -50,7 +59,11 @@ INTERRUPTED = "interrupted"
 BUSY_TIMEOUT_S = 1.0
 """How long a write waits for another process's write (each holds the lock for one event)."""
 
-_OFF_EVENTS = (AllOff, Paused, LinkDown, SessionEnded)
+CHECKPOINT_S = 1.0
+"""How often a recording journal copies its WAL into the database, on its own thread."""
+_WAL_AUTOCHECKPOINT_PAGES = 4_000  # a backstop only (16 MB of WAL): the thread does the work
+
+_OFF_EVENTS = (AllOff, Paused, LinkDown, DeviceReset, SessionEnded)
 
 
 class JournalError(InputError):
@@ -212,7 +225,7 @@ def _fraction(x: Any) -> float:
     return min(1.0, max(0.0, value)) if math.isfinite(value) else 0.0
 
 
-_OFF_KINDS = frozenset({"all_off", "paused", "link_down", "session_ended"})
+_OFF_KINDS = frozenset({"all_off", "paused", "link_down", "device_reset", "session_ended"})
 
 
 @dataclass(slots=True)
@@ -220,9 +233,10 @@ class Tally:
     """A session's totals, fed one event at a time (in session-time order).
 
     Outputs hold each SetpointSent's intensities until the next setpoint, or until an
-    all-off, pause, link loss or session end switches them off. `at_intensity_s` counts the
-    time any zone is above 0; `dose` is, per zone, the time integral of intensity squared
-    (seconds at full intensity); `peak_intensity` is the highest zone intensity sent (0..1).
+    all-off, pause, link loss, device reset or session end switches them off.
+    `at_intensity_s` counts the time any zone is above 0; `dose` is, per zone, the time
+    integral of intensity squared (seconds at full intensity); `peak_intensity` is the
+    highest zone intensity sent (0..1).
     """
 
     peak_intensity: float = 0.0
@@ -386,6 +400,43 @@ def _drop_lock(folder: Path, session_id: int, fd: int | None) -> None:
             os.close(fd)
 
 
+class _Checkpointer:
+    """Copies the WAL into the database file every `interval_s`, on its own thread.
+
+    A checkpoint syncs the file to disk (milliseconds, more on an SD card); left to SQLite's
+    automatic checkpoint it would run inside whichever commit crosses the threshold, that
+    is, on the event loop that is driving the cushion. A PASSIVE checkpoint never blocks the
+    writer, and a kill in the middle of one loses nothing (the WAL is still there).
+    """
+
+    def __init__(self, path: Path, interval_s: float) -> None:
+        self.path = path
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="cushion-journal-checkpoint", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as exc:
+            logger.warning("journal %s: no checkpoint thread (%s)", self.path, exc)
+            return
+        with contextlib.closing(conn):
+            while not self._stop.wait(self.interval_s):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # busy or failing: SQLite's backstop remains
+                    logger.debug("journal %s: checkpoint skipped (%s)", self.path, exc)
+
+    def stop(self) -> None:
+        """Stop the thread and wait for it (at most one checkpoint)."""
+        self._stop.set()
+        self._thread.join()
+
+
 # --- the journal ---------------------------------------------------------------------------
 
 
@@ -404,9 +455,13 @@ _MOVE_ASIDE = (
 class Journal:
     """An open session journal (use `Journal.open`); a context manager that closes it."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, path: Path, checkpoint_s: float = CHECKPOINT_S
+    ) -> None:
         self._conn = conn
         self.path = path
+        self._checkpoint_s = checkpoint_s
+        self._checkpointer: _Checkpointer | None = None
         self._live = path.with_name(path.name + "-live")
         self._recorders: list[SessionRecorder] = []
         self._failure: str | None = None
@@ -415,12 +470,17 @@ class Journal:
 
     @classmethod
     def open(
-        cls, path: str | os.PathLike[str] | None = None, *, busy_timeout_s: float = BUSY_TIMEOUT_S
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        busy_timeout_s: float = BUSY_TIMEOUT_S,
+        checkpoint_s: float = CHECKPOINT_S,
     ) -> Journal:
         """Open (creating, migrating and recovering as needed) the journal at `path`.
 
         `path` None means `default_path()`; `busy_timeout_s` is how long a write waits for
-        another process's. Raises JournalError for a file that is not a journal, is damaged,
+        another process's; `checkpoint_s` how often the WAL is copied into the database while
+        a session records. Raises JournalError for a file that is not a journal, is damaged,
         is from a newer Cushion, or cannot be written.
         """
         where = Path(path).expanduser() if path is not None else default_path()
@@ -438,7 +498,7 @@ class Journal:
             conn = sqlite3.connect(where, timeout=busy_timeout_s, isolation_level=None)
         except sqlite3.Error as exc:
             raise _fail(where, f"cannot open the journal ({exc}).", _MOVE_ASIDE, exc) from exc
-        journal = cls(conn, where)
+        journal = cls(conn, where, checkpoint_s)
         try:
             journal._setup()
         except JournalError:
@@ -491,6 +551,7 @@ class Journal:
             )
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute(f"PRAGMA wal_autocheckpoint={_WAL_AUTOCHECKPOINT_PAGES}")
         self._migrate()
         self._recover()
 
@@ -556,7 +617,13 @@ class Journal:
         """End any recorder still open (as interrupted) and close the file."""
         for recorder in list(self._recorders):
             recorder.end()
+        self._stop_checkpoints()
         self._conn.close()
+
+    def _stop_checkpoints(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
 
     @property
     def error(self) -> str | None:
@@ -602,6 +669,8 @@ class Journal:
                 recorder._lock = _take_lock(self._live, session_id)
             recorder.id = session_id
             self._recorders.append(recorder)
+            if self._checkpointer is None:
+                self._checkpointer = _Checkpointer(self.path, self._checkpoint_s)
         except Exception as exc:
             if recorder._lock is not None:  # locked, but the row was not committed
                 _drop_lock(self._live, session_id, recorder._lock)
@@ -828,6 +897,8 @@ class SessionRecorder:
                 self._lock = None
             with contextlib.suppress(ValueError):
                 self.journal._recorders.remove(self)
+            if not self.journal._recorders:
+                self.journal._stop_checkpoints()
 
     def __enter__(self) -> SessionRecorder:
         return self
