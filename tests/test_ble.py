@@ -97,8 +97,13 @@ def test_link_loss_over_ble_pauses_reconnects_and_ramps_from_zero() -> None:
     assert run.of(SessionEnded)[0].outcome == "done"
 
 
+# Quick limits for a real-time run: steep ramps (the final ramp-down may only be lengthened,
+# so it keeps its default and spans the short program's end instead).
+FAST_BLE = "[limits]\nallow_raise = true\nramp_per_s = 0.04\n"
+
+
 def test_run_against_a_standalone_ble_simulator(tmp_path: Path) -> None:
-    from tests.test_pty import FAST, TINY
+    from tests.test_pty import TINY
 
     proc = subprocess.Popen(
         [*CLI, "sim", "--ble"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -109,7 +114,7 @@ def test_run_against_a_standalone_ble_simulator(tmp_path: Path) -> None:
         assert radio.startswith("tcp-client:127.0.0.1:")
         program, config = tmp_path / "tiny.toml", tmp_path / "config.toml"
         program.write_text(TINY)
-        config.write_text(FAST)
+        config.write_text(FAST_BLE)
         done = cushion(
             "run",
             str(program),
