@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ from controller.transports.sim import SimTransport
 from firmware_profiles import load_profile
 from firmware_profiles.commands import SetAll, SetZone, Stop
 from hil.cushion import SimulatedCushion
+from hil.faults import FaultSchedule, apply_schedule
 from hil.recorder import Recorder
 from hil.vtime import run_virtual
 from protocols import Program, load_program
@@ -36,8 +38,13 @@ from tests.oracle import Check, Demand, Rules, assert_safe, violations
 from tests.strategies import programs
 
 PROFILES = ("lp4-ascii", "nus-text", "vb6-binary", "remote-stepper")
+# Bounded and derandomized for CI (the same examples every run, no flaky red); set
+# ORACLE_EXAMPLES=1000 to hunt with fresh random examples.
+_HUNT = os.environ.get("ORACLE_EXAMPLES")
 BOUNDED = settings(
-    max_examples=60,
+    max_examples=int(_HUNT or "60"),
+    derandomize=_HUNT is None,
+    database=None,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -165,8 +172,15 @@ def actions(draw: st.DrawFn, zones: int) -> list[Action]:
 async def _drive(
     profile_name: str, limits: SafetyLimits, sparing: bool, steps: list[Action]
 ) -> Run:
-    profile = load_profile(profile_name)
-    cushion = SimulatedCushion(profile)
+    return await _drive_cushion(
+        SimulatedCushion(load_profile(profile_name)), limits, sparing, steps
+    )
+
+
+async def _drive_cushion(
+    cushion: SimulatedCushion, limits: SafetyLimits, sparing: bool, steps: list[Action]
+) -> Run:
+    profile = cushion.profile
     transport = SimTransport(Endpoint("sim", profile.name), profile, cushion)
     demand = Demand()
     run = Run(cushion, demand)
@@ -390,9 +404,87 @@ def test_arbitrary_programs_with_pauses_and_drops_respect_the_oracle(data: st.Da
     assert_safe(rules, cushion.recorder, check)
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="controller: RampCeiling.allowed() adds EPS (1e-6) and rise() records it as the new "
+    "ceiling, so the run-time ceiling gains 1e-6 per update (~45 updates/s on vb6-binary) and "
+    "outpaces ramp_per_s; on a 30 s ramp the wire breaks 'ramp + one level' (found by the oracle)",
+)
+def test_the_run_time_ceiling_never_outpaces_the_ramp_rule() -> None:
+    limits = SafetyLimits(max_intensity=1.0, kidney_max_intensity=0.0, ramp_per_s=0.03125)
+    run = drive("vb6-binary", limits, False, [("wait", 1.0), ("set", (1.0,) * 6), ("wait", 40)])
+    assert_safe(Rules.of("vb6-binary", limits), run.cushion.recorder, Check(demand=run.demand))
+
+
 def test_what_the_oracle_reads_is_what_the_wire_carries() -> None:
     """Sanity: the simulator decodes the controller's frames into the levels the oracle checks."""
     run = drive("lp4-ascii", DEFAULT_LIMITS, False, [("set", (0.5, 0.5, 0.5, 0.5)), ("wait", 60.0)])
     rec = run.cushion.recorder
     sent = [c for c in rec.commands() if isinstance(c, SetZone | SetAll)]
     assert sent and rec.max_level(0) == 3 and rec.max_level(2) == 5
+
+
+# -- fault schedules -----------------------------------------------------------------------------
+
+WINDOW_KINDS = (
+    "silence",
+    "deaf",
+    "late_replies",
+    "garble",
+    "truncate",
+    "split",
+    "nak",
+    "ignore_commands",
+    "overheat",
+    "rx_buffer",
+)
+
+
+@st.composite
+def fault_schedules(draw: st.DrawFn) -> FaultSchedule:
+    """A few faults at random moments: windows, device resets and hang-ups."""
+    entries: list[dict[str, Any]] = []
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from([*WINDOW_KINDS, "reset", "reset", "hang_up"]))
+        entry: dict[str, Any] = {"kind": kind, "at_s": draw(st.floats(0.0, 60.0))}
+        if kind == "hang_up":
+            entry["duration_s"] = draw(st.sampled_from([0.0, 0.5]))
+        elif kind == "reset":
+            entry["duration_s"] = draw(st.sampled_from([0.0, 0.2]))
+        else:
+            entry["duration_s"] = draw(st.floats(0.05, 20.0))
+        if kind == "late_replies":
+            entry["params"] = {"delay_s": draw(st.floats(0.01, 1.0))}
+        entries.append(entry)
+    return FaultSchedule.of(*entries)
+
+
+async def _drive_with_faults(
+    profile_name: str, limits: SafetyLimits, steps: list[Action], schedule: FaultSchedule
+) -> Run:
+    profile = load_profile(profile_name)
+    cushion = SimulatedCushion(profile)
+    apply_schedule(cushion, schedule)
+    run = await _drive_cushion(cushion, limits, False, steps)
+    # The cushion's own time-outs end whatever a fault left on (a stepper has none).
+    lim = profile.limits
+    await asyncio.sleep(max(lim.watchdog_s or 0.0, lim.lease_s or 0.0) + 1.0)
+    return run
+
+
+@BOUNDED
+@given(data=st.data())
+def test_setpoint_streams_under_fault_schedules_respect_the_oracle(data: st.DataObject) -> None:
+    profile = data.draw(st.sampled_from(PROFILES), label="profile")
+    rules = Rules.of(profile, DEFAULT_LIMITS)
+    steps = data.draw(actions(rules.zones), label="steps")
+    schedule = data.draw(fault_schedules(), label="faults")
+    run = run_virtual(_drive_with_faults(profile, DEFAULT_LIMITS, steps, schedule))
+    rec = run.cushion.recorder
+    for entry in schedule.entries:
+        event(f"fault {entry.kind}")
+    event("the device failed" if run.fault is not None else "no device error")
+    # Without a watchdog or lease (remote-stepper) nothing stops a cushion that swallowed the
+    # final all-off (docs/safety.md: the device's own protections); the rest still holds.
+    dead_man = rules.control != "stepping"
+    assert_safe(rules, rec, Check(demand=run.demand, off_at_end=dead_man))
