@@ -47,6 +47,7 @@ __all__ = [
     "SessionRow",
     "Tally",
     "default_path",
+    "is_simulated",
 ]
 
 logger = logging.getLogger(__name__)
@@ -59,8 +60,11 @@ INTERRUPTED = "interrupted"
 BUSY_TIMEOUT_S = 1.0
 """How long a write waits for another process's write (each holds the lock for one event)."""
 
-CHECKPOINT_S = 1.0
-"""How often a recording journal copies its WAL into the database, on its own thread."""
+CHECKPOINT_EVENTS = 250
+"""A recording journal copies its WAL into the database after this many events (about
+750 pages, under SQLite's default of 1,000), on its own thread..."""
+CHECKPOINT_S = 30.0
+"""...or after this many seconds, whichever comes first."""
 _WAL_AUTOCHECKPOINT_PAGES = 4_000  # a backstop only (16 MB of WAL): the thread does the work
 
 _OFF_EVENTS = (AllOff, Paused, LinkDown, DeviceReset, SessionEnded)
@@ -78,6 +82,12 @@ def default_path() -> Path:
     from platformdirs import user_data_path
 
     return user_data_path("cushion") / "journal.sqlite3"
+
+
+def is_simulated(endpoint: str) -> bool:
+    """True for a simulator moniker: `sim:...`, `sim+pty:...`, or `ble:...?sim=1`."""
+    scheme, _, rest = endpoint.partition(":")
+    return scheme.startswith("sim") or "sim=1" in rest.partition("?")[2].split("&")
 
 
 # --- the schema and its migrations -------------------------------------------------------
@@ -114,7 +124,8 @@ ALTER TABLE sessions ADD COLUMN planned_s REAL;
 ALTER TABLE sessions ADD COLUMN last_t_s REAL NOT NULL DEFAULT 0;
 ALTER TABLE sessions ADD COLUMN dose TEXT NOT NULL DEFAULT '{}';
 CREATE INDEX sessions_by_outcome ON sessions (outcome, program);
-UPDATE sessions SET simulated = 1 WHERE endpoint LIKE 'sim:%';
+UPDATE sessions SET simulated = 1
+    WHERE endpoint LIKE 'sim%' OR endpoint LIKE '%?sim=1%' OR endpoint LIKE '%&sim=1%';
 """
 
 
@@ -401,22 +412,30 @@ def _drop_lock(folder: Path, session_id: int, fd: int | None) -> None:
 
 
 class _Checkpointer:
-    """Copies the WAL into the database file every `interval_s`, on its own thread.
+    """Copies the WAL into the database file when poked or every `interval_s`, on its own
+    thread.
 
-    A checkpoint syncs the file to disk (milliseconds, more on an SD card); left to SQLite's
+    A checkpoint syncs the files to disk (milliseconds, more on an SD card); left to SQLite's
     automatic checkpoint it would run inside whichever commit crosses the threshold, that
-    is, on the event loop that is driving the cushion. A PASSIVE checkpoint never blocks the
-    writer, and a kill in the middle of one loses nothing (the WAL is still there).
+    is, on the event loop that is driving the cushion. A PASSIVE checkpoint never takes the
+    writer's lock, and a kill in the middle of one loses nothing (the WAL is still there).
+    It runs once per few hundred events, not every second: while its sync is under way,
+    the loop's next commit can still wait for the disk (measured in docs/journal.md).
     """
 
     def __init__(self, path: Path, interval_s: float) -> None:
         self.path = path
         self.interval_s = interval_s
-        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._stop = False
         self._thread = threading.Thread(
             target=self._run, name="cushion-journal-checkpoint", daemon=True
         )
         self._thread.start()
+
+    def poke(self) -> None:
+        """Ask for a checkpoint now (returns at once)."""
+        self._wake.set()
 
     def _run(self) -> None:
         try:
@@ -425,7 +444,11 @@ class _Checkpointer:
             logger.warning("journal %s: no checkpoint thread (%s)", self.path, exc)
             return
         with contextlib.closing(conn):
-            while not self._stop.wait(self.interval_s):
+            while True:
+                self._wake.wait(self.interval_s)
+                self._wake.clear()
+                if self._stop:
+                    return
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error as exc:  # busy or failing: SQLite's backstop remains
@@ -433,7 +456,8 @@ class _Checkpointer:
 
     def stop(self) -> None:
         """Stop the thread and wait for it (at most one checkpoint)."""
-        self._stop.set()
+        self._stop = True
+        self._wake.set()
         self._thread.join()
 
 
@@ -462,6 +486,7 @@ class Journal:
         self.path = path
         self._checkpoint_s = checkpoint_s
         self._checkpointer: _Checkpointer | None = None
+        self._written = 0  # events recorded through this journal, for checkpoints
         self._live = path.with_name(path.name + "-live")
         self._recorders: list[SessionRecorder] = []
         self._failure: str | None = None
@@ -479,8 +504,8 @@ class Journal:
         """Open (creating, migrating and recovering as needed) the journal at `path`.
 
         `path` None means `default_path()`; `busy_timeout_s` is how long a write waits for
-        another process's; `checkpoint_s` how often the WAL is copied into the database while
-        a session records. Raises JournalError for a file that is not a journal, is damaged,
+        another process's; `checkpoint_s` the longest time between two checkpoints while a
+        session records. Raises JournalError for a file that is not a journal, is damaged,
         is from a newer Cushion, or cannot be written.
         """
         where = Path(path).expanduser() if path is not None else default_path()
@@ -642,11 +667,11 @@ class Journal:
     ) -> SessionRecorder:
         """Add a session row now and return the recorder for its events.
 
-        `simulated` None means "the endpoint is a `sim:` moniker". Never raises for a
+        `simulated` None means `is_simulated(endpoint)`. Never raises for a
         journal failure: the recorder comes back disabled, with `error` set.
         """
         if simulated is None:
-            simulated = endpoint.startswith("sim:")
+            simulated = is_simulated(endpoint)
         recorder = SessionRecorder(self)
         session_id = 0
         try:
@@ -864,6 +889,10 @@ class SessionRecorder:
                 (self.id, event.t_s, _kind(event), _payload(event)),
             )
             conn.execute(f"UPDATE sessions SET {sets} WHERE id = ?", (*args, self.id))
+        journal = self.journal
+        journal._written += 1
+        if journal._written % CHECKPOINT_EVENTS == 0 and journal._checkpointer is not None:
+            journal._checkpointer.poke()
 
     def end(self, outcome: str | None = None, exit_code: int | None = None) -> None:
         """Finish the session: record `outcome` and `exit_code` if given, else keep what

@@ -42,6 +42,7 @@ from controller.journal import (
     JournalError,
     Tally,
     default_path,
+    is_simulated,
 )
 from protocols.errors import CushionError, InputError
 from tests.journal_child import V1_SCHEMA, fields, make_v1_journal, script
@@ -319,6 +320,22 @@ def test_counts_are_exact(tmp_path: Path) -> None:
         assert journal.dose(simulated=False)["0"] == pytest.approx(
             0.09 * len([e for e in expected if not e[3] and e[2] != INTERRUPTED])
         )
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "simulated"),
+    [
+        ("sim:lp4-ascii", True),
+        ("sim+pty:lp4-ascii", True),
+        ("ble:F0:CA:00:00:00:01?sim=1", True),
+        ("ble:F0:CA:00:00:00:01?timeout=2&sim=1", True),
+        ("serial:/dev/ttyUSB0", False),
+        ("serial:/dev/sim0", False),
+        ("ble:AA:BB:CC:DD:EE:FF", False),
+    ],
+)
+def test_simulator_runs_are_told_apart_by_their_endpoint(endpoint: str, simulated: bool) -> None:
+    assert is_simulated(endpoint) is simulated
 
 
 def test_a_format_1_journal_is_migrated_and_keeps_every_session(tmp_path: Path) -> None:
