@@ -346,6 +346,47 @@ def test_builtin_programs_respect_the_oracle(profile: str, program: str) -> None
     assert cushion.recorder.max_level() > 0
 
 
+_RESET_MISSED = pytest.mark.xfail(
+    strict=False,
+    reason="controller: a reset is detected only by a status poll while the levels are steady; "
+    "while a ramp or pattern is playing the next update re-sends the old levels to the rebooted "
+    "cushion (vb6-binary at 30 s: 0 -> 6.7 % at once; lp4-ascii at 600 s: 0 -> 20 %, 30 % within "
+    "0.5 s), and its status then matches what was sent, so it is never noticed (found by the "
+    "oracle)",
+)
+
+
+@pytest.mark.parametrize(
+    ("profile", "at_s"),
+    [
+        pytest.param(name, at, marks=_RESET_MISSED)
+        if (name, at) in (("vb6-binary", 30), ("lp4-ascii", 600), ("nus-text", 600))
+        else (name, at)
+        for name in PROFILES
+        for at in (30, 600)
+    ],
+)
+def test_a_device_reset_during_a_program_ramps_from_zero(profile: str, at_s: float) -> None:
+    prof = load_profile(profile)
+    prog = load_program("lumbar-short" if prof.limits.auto_off_s == 900 else "lumbar-classic")
+    cushion = SimulatedCushion(prof)
+
+    async def main() -> None:
+        apply_schedule(cushion, FaultSchedule.of({"kind": "reset", "at_s": at_s}))
+        await run_program(
+            prog,
+            prof,
+            DEFAULT_LIMITS,
+            RunOptions(Endpoint("sim", prof.name), handle_signals=False),
+            emit=lambda e: None,
+            transport=SimTransport(Endpoint("sim", prof.name), prof, cushion),
+        )
+
+    run_virtual(main())
+    assert cushion.recorder.count("reboot") == 1
+    assert_safe(Rules.of(profile, DEFAULT_LIMITS, sparing=prog.sparing), cushion.recorder)
+
+
 @st.composite
 def interruptions(draw: st.DrawFn, duration_s: float) -> list[tuple[float, str]]:
     """Pauses (with their resumes) and link drops at random program moments."""
@@ -441,11 +482,12 @@ WINDOW_KINDS = (
 
 
 @st.composite
-def fault_schedules(draw: st.DrawFn) -> FaultSchedule:
+def fault_schedules(draw: st.DrawFn, *, resets: bool = True) -> FaultSchedule:
     """A few faults at random moments: windows, device resets and hang-ups."""
     entries: list[dict[str, Any]] = []
+    kinds = [*WINDOW_KINDS, "reset", "reset", "hang_up"] if resets else [*WINDOW_KINDS, "hang_up"]
     for _ in range(draw(st.integers(1, 3))):
-        kind = draw(st.sampled_from([*WINDOW_KINDS, "reset", "reset", "hang_up"]))
+        kind = draw(st.sampled_from(kinds))
         entry: dict[str, Any] = {"kind": kind, "at_s": draw(st.floats(0.0, 60.0))}
         if kind == "hang_up":
             entry["duration_s"] = draw(st.sampled_from([0.0, 0.5]))
@@ -488,3 +530,50 @@ def test_setpoint_streams_under_fault_schedules_respect_the_oracle(data: st.Data
     # final all-off (docs/safety.md: the device's own protections); the rest still holds.
     dead_man = rules.control != "stepping"
     assert_safe(rules, rec, Check(demand=run.demand, off_at_end=dead_man))
+
+
+@BOUNDED
+@given(data=st.data())
+def test_arbitrary_programs_under_fault_schedules_respect_the_oracle(data: st.DataObject) -> None:
+    profile_name = data.draw(st.sampled_from(PROFILES), label="profile")
+    program = data.draw(programs(), label="program")
+    # Resets during a program trip the known missed-reset bug (see the xfail above); the CI
+    # examples leave them out until it is fixed, a hunt (ORACLE_EXAMPLES) keeps them.
+    schedule = data.draw(fault_schedules(resets=bool(_HUNT)), label="faults")
+    auto_resume = data.draw(st.booleans(), label="auto_resume")
+    profile = load_profile(profile_name)
+    limits = DEFAULT_LIMITS
+    timeline = plan(program, profile, limits)
+    cushion = SimulatedCushion(profile)
+
+    async def main() -> None:
+        transport = SimTransport(Endpoint("sim", profile.name), profile, cushion)
+        apply_schedule(cushion, schedule)
+        async with Device(
+            transport,
+            profile,
+            limits,
+            emit=lambda e: None,
+            sparing=program.sparing,
+            reconnect=True,
+        ) as device:
+            session = Session(timeline, device, emit=lambda e: None, auto_resume=auto_resume)
+            runner = asyncio.create_task(session.run())
+            # A session paused by a fault waits for the user: resume it after a while.
+            while not runner.done():
+                await asyncio.wait({runner}, timeout=30.0)
+                if session.paused:
+                    session.resume()
+        lim = profile.limits
+        await asyncio.sleep(max(lim.watchdog_s or 0.0, lim.lease_s or 0.0) + 1.0)
+
+    run_virtual(main())
+    for entry in schedule.entries:
+        event(f"fault {entry.kind}")
+    rules = Rules.of(profile_name, limits, sparing=program.sparing)
+    start = cushion.recorder.events[0].t
+    check = Check(
+        intro_until_s=start + _intro_end(program, limits),
+        off_at_end=rules.control != "stepping",
+    )
+    assert_safe(rules, cushion.recorder, check)
