@@ -21,6 +21,12 @@ Two ways to make the simulated device misbehave:
       at_s = 120
       duration_s = 0.5             # deaf while it boots
 
+Triggers (``after``): ``"start"`` (default), ``"connected"`` (a controller opened the link),
+``"output_on"`` / ``"output_off"`` (the cushion powered on / off), ``"stop"`` (a stop frame
+arrived; a controller's opening all-off is the first one, so a pause is usually the second),
+or any recorder event as ``"kind"`` or ``"kind:detail"`` (``"command:SetAll"``,
+``"refused:SetZone"``, ``"reply:nak"``, ``"watchdog"``); ``occurrence`` picks the nth.
+
 Kinds (params in brackets, defaults shown):
 
 - ``hang_up``: the device side closes every link (`SimulatedCushion.hang_up`); ``duration_s``
@@ -122,7 +128,7 @@ FaultKind = Literal[
     "overheat",
     "rx_buffer",
 ]
-KINDS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
+FAULT_KINDS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
 INSTANT_KINDS = frozenset({"hang_up", "reset"})  # happen at once; duration_s is a down time
 
 
@@ -570,8 +576,9 @@ def apply_schedule(
 ) -> FaultPlayer:
     """Start playing ``schedule`` on ``cushion`` now, on the running loop's clock.
 
-    ``hang_up(down_s)`` replaces `SimulatedCushion.hang_up` for ``hang_up`` entries (for a link
-    the cushion does not know, e.g. a BLE peripheral's ``disconnect``; may be a coroutine
-    function). Returns the player: ``cancel()`` it to end every fault early.
+    ``hang_up(down_s)`` replaces `SimulatedCushion.hang_up` for ``hang_up`` entries, for a link
+    the cushion does not know (it may return an awaitable), e.g. a simulated BLE peripheral:
+    ``hang_up=lambda down_s: peripheral.disconnect()``. Returns the player: ``cancel()`` it to
+    end every fault early; ``fired`` lists what began when.
     """
     return FaultPlayer(cushion, schedule, hang_up=hang_up).start()
