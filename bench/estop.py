@@ -132,7 +132,7 @@ async def raw_writes(
             await asyncio.sleep(rng.uniform(0.002, 0.01))
             mark = rig.mark()
             called = loop.time()
-            await rig.transport.write(frame)
+            await rig.transport._write(frame)  # the raw baseline: below the facade on purpose
             await asyncio.sleep(SETTLE_S / 4)
             out.append(_first_after(rig, mark, called, lambda c: isinstance(c, Stop)))
     return out

@@ -28,10 +28,10 @@ class StampedSerialTransport(SerialTransport):
         super().__init__(endpoint, profile)
         self.write_times: list[float] = []
 
-    async def write(self, data: bytes) -> None:
+    async def _write(self, data: bytes) -> None:
         """Note the time, then write and drain as usual."""
         self.write_times.append(asyncio.get_running_loop().time())
-        await super().write(data)
+        await super()._write(data)
 
     def written_before(self, t: float) -> float:
         """Return when the last write that began at or before loop time `t` began."""

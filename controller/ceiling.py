@@ -46,7 +46,7 @@ class RampCeiling:
     def allowed(self, now: float) -> float:
         """Return the highest intensity (0..1) allowed at `now`."""
         dt = min(max(0.0, now - self.t), MAX_RAMP_GAP_S)
-        return self.value + self.ramp_per_s * dt + EPS
+        return self.value + self.ramp_per_s * dt
 
     def rise(self, top: float, now: float) -> None:
         """Record that outputs reached `top` (never above `allowed(now)`) at `now`."""

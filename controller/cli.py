@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -17,12 +18,16 @@ from rich.console import Console
 from rich.table import Table
 
 from controller.errors import DeviceError, SafetyStop, UsageError
+from controller.history import history
 from controller.session import EXIT_BAD_INPUT, EXIT_DEVICE, EXIT_INTERRUPTED, EXIT_SAFETY
 from protocols.errors import InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_SIM_PROFILE = "lp4-ascii"
 DEFAULT_BLE_PROFILE = "vb6-binary"
+# A scaled clock outside this range is either frozen or a virtual run in disguise: past 1000x
+# the real-time parts (pty, reply floors) dominate; 'max' is the virtual clock for that.
+MIN_SPEED, MAX_SPEED = 0.1, 1000.0
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
@@ -59,10 +64,12 @@ def _speed(value: str | None) -> float | None:
         speed = float(value)
     except ValueError:
         speed = -1.0
-    if not speed > 0 or math.isnan(speed):
+    if not MIN_SPEED <= speed <= MAX_SPEED:
         raise UsageError(
-            f"--speed {value} is not a speed.",
-            hint="Give a factor such as 26 (26 times real time) or 'max'.",
+            f"--speed {value} is not a speed the simulator can run at.",
+            key="--speed",
+            hint=f"Give a factor from {MIN_SPEED:g} to {MAX_SPEED:g} (26 runs 26 times faster "
+            "than real time), or 'max' for as fast as possible.",
         )
     return speed
 
@@ -185,7 +192,7 @@ def run(
     sparing: bool,
 ) -> None:
     """Run a massage program on a cushion (the simulator unless --port or --ble is given)."""
-    from controller.runner import RunOptions, run_program
+    from controller.runner import RunOptions
     from controller.transports.base import Endpoint, parse_endpoint
     from firmware_profiles import load_profile
     from protocols import load_program
@@ -244,19 +251,68 @@ def run(
     options = RunOptions(endpoint, factor, auto_resume=auto_resume)
 
     async def go(emit: Any) -> int:
-        return _report(await run_program(prog, prof, limits, options, emit=emit))
+        return _report(await _journaled(prog, prof, limits, options, emit))
 
     sys.exit(_drive(go, factor, as_json))
 
 
-def _report(result: Any) -> int:
-    if result.exit_code == EXIT_DEVICE:
+async def _journaled(
+    prog: Any, prof: Any, limits: Any, options: Any, emit: Any, *, transport: Any = None
+) -> Any:
+    """Run a program with every event also kept in the session journal (see docs/journal.md)."""
+    from controller.events import Isolated
+    from controller.journal import Journal, JournalError
+    from controller.runner import run_program
+
+    try:
+        journal = Journal.open()
+    except JournalError as exc:
+        # The journal keeps the history; the session must not depend on it (yet: sparing
+        # mode for first sessions will, and then this becomes a refusal).
         err.print(
-            f"[bold red]device error:[/] {result.message} All outputs were switched "
-            "off where the link allowed.",
+            f"[yellow]warning:[/] {exc.describe()} This session is not journaled.",
             markup=True,
             soft_wrap=True,
         )
+        return await run_program(prog, prof, limits, options, emit=emit, transport=transport)
+    try:
+        recorder = journal.start_session(
+            program=prog.name,
+            profile=prof.name,
+            endpoint=str(options.endpoint),
+            sparing=bool(prog.sparing or limits.sparing),
+        )
+        try:
+            result = await run_program(
+                prog, prof, limits, options, emit=Isolated(emit, recorder), transport=transport
+            )
+        except BaseException as exc:
+            outcome = "device-error" if isinstance(exc, DeviceError) else "interrupted"
+            code = EXIT_DEVICE if isinstance(exc, DeviceError) else EXIT_INTERRUPTED
+            recorder.end(outcome, code)
+            raise
+        recorder.end(result.outcome, result.exit_code)
+        if recorder.error is not None:
+            err.print(
+                f"[yellow]warning:[/] the journal stopped recording: {recorder.error}",
+                markup=True,
+                soft_wrap=True,
+            )
+        return result
+    finally:
+        journal.close()
+
+
+def _report(result: Any) -> int:
+    from controller.display import all_off_text
+
+    off = result.all_off
+    if result.exit_code == EXIT_DEVICE:
+        err.print(f"[bold red]device error:[/] {result.message}", markup=True, soft_wrap=True)
+    elif result.exit_code == EXIT_SAFETY:
+        err.print(f"[bold red]stopped for safety:[/] {result.message}", markup=True, soft_wrap=True)
+    if off is not None and (result.exit_code != 0 or not off.sent or off.confirmed is False):
+        err.print(all_off_text(off).capitalize(), soft_wrap=True)
     return int(result.exit_code)
 
 
@@ -265,13 +321,26 @@ def _drive(go: Callable[[Any], Any], factor: float | None, as_json: bool) -> int
     from controller.clock import loop_factory
     from controller.display import JsonLines, LiveDisplay, PlainLines
 
-    with asyncio.Runner(loop_factory=loop_factory(factor)) as runner:
-        if as_json:
-            return int(runner.run(go(JsonLines())))
-        if err.is_terminal and factor != math.inf:
-            with LiveDisplay(err) as live:
-                return int(runner.run(go(live)))
-        return int(runner.run(go(PlainLines(err))))
+    try:
+        with asyncio.Runner(loop_factory=loop_factory(factor)) as runner:
+            if as_json:
+                return int(runner.run(go(JsonLines())))
+            if err.is_terminal and factor != math.inf:
+                with LiveDisplay(err) as live:
+                    return int(runner.run(go(live)))
+            return int(runner.run(go(PlainLines(err))))
+    finally:
+        _quiet_closed_stdout()
+
+
+def _quiet_closed_stdout() -> None:
+    """After `--json | head -1`, keep Python's exit flush from a BrokenPipe traceback."""
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _run_ble(
@@ -289,7 +358,7 @@ def _run_ble(
     """Find the BLE cushion (choosing its profile when exactly one matches) and run on it."""
     from controller.discovery import known_profiles, pick_profile, scan
     from controller.limits import narrow
-    from controller.runner import RunOptions, run_program, sim_ble_transport, simulated_ble_world
+    from controller.runner import RunOptions, sim_ble_transport, simulated_ble_world
     from controller.transports.base import Endpoint
     from controller.transports.ble import BleTransport, is_address
     from firmware_profiles import load_profile
@@ -322,7 +391,8 @@ def _run_ble(
             kept = cfg.for_device(hit.address)
             name = profile_name or kept.profile or cfg.defaults.profile
             name = pick_profile(hit, name)
-            device_limits = narrow(limits, kept.narrowing()) if kept.narrowing() else limits
+            narrowing = kept.narrowing(limits)
+            device_limits = narrow(limits, narrowing) if narrowing else limits
             prof = load_profile(name)
             endpoint = Endpoint("ble", hit.address, {"sim": "1"} if use_sim else {})
             transport = (
@@ -332,9 +402,7 @@ def _run_ble(
             )
             options = RunOptions(endpoint, factor, auto_resume=auto_resume)
             return _report(
-                await run_program(
-                    prog, prof, device_limits, options, emit=emit, transport=transport
-                )
+                await _journaled(prog, prof, device_limits, options, emit, transport=transport)
             )
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -358,6 +426,13 @@ def scan_command(timeout_s: float, as_json: bool, use_sim: bool, radio: str | No
     """List nearby Bluetooth LE cushions and the profile each one matches."""
     from controller.discovery import Found, known_profiles, scan
     from controller.runner import simulated_ble_world
+
+    if not 0.1 <= timeout_s <= 600:  # False for nan too
+        raise UsageError(
+            f"--timeout {timeout_s:g} is not a listening time.",
+            key="--timeout",
+            hint="Give seconds from 0.1 to 600.",
+        )
 
     async def go() -> list[Found]:
         profiles = known_profiles()
@@ -468,6 +543,9 @@ def program_check(file: str, profile_name: str) -> None:
 
     for line in check_program(file, profile_name):
         out.print(line)
+
+
+main.add_command(history)
 
 
 if __name__ == "__main__":

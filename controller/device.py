@@ -355,6 +355,7 @@ class Device:
                 if self._closing:
                     return
                 if not self.reconnect:
+                    self.link.lost()
                     raise
                 self._link_lost(str(exc))
                 await self._restore()
@@ -428,17 +429,23 @@ class Device:
             if self.link.losses != losses or not self.link.up.is_set() or self._closing:
                 return  # the link dropped meanwhile: the reconnect, not a timeout, handles it
             raise
-        levels = self.replies.reported_levels(self._n)
         sent = self._sent
-        if (
-            levels is None
-            or sent is None
-            or self._halted
-            or serial != self._sent_serial  # the levels changed while the query was out
-            or levels == sent.levels
-        ):
-            return
-        await self._device_reset(f"status shows levels {levels}, the controller sent {sent.levels}")
+        if sent is None or self._halted or serial != self._sent_serial:
+            return  # nothing to compare, or the outputs changed while the query was out
+        evidence = self._status_mismatch(sent)
+        if evidence is not None:
+            await self._device_reset(evidence)
+
+    def _status_mismatch(self, sent: Target) -> str | None:
+        """Say how the last status differs from what was sent, or None if it agrees."""
+        levels = self.replies.reported_levels(self._n)
+        if levels is not None and levels != sent.levels:
+            return f"status shows levels {levels}, the controller sent {sent.levels}"
+        for name, value in (("frequency", sent.frequency), ("heat", sent.heat)):
+            shown = self.replies.known(name, -1)
+            if value is not None and shown >= 0 and shown != value:
+                return f"status shows {name} {shown}, the controller sent {value}"
+        return None
 
     async def _device_reset(self, evidence: str) -> None:
         """Handle a cushion that restarted: all-off, ceiling from zero, tell the session."""
@@ -458,10 +465,12 @@ class Device:
         allowed = self._ceiling.allowed(now)
         out = capped(sp.levels, self._caps)
         top = max(out, default=0.0)
-        if top > allowed:
+        # EPS is a tolerance for comparing, never an allowance: recorded as the ceiling it
+        # would add up, update after update, past the ramp rate (found by the oracle).
+        if top > allowed + EPS:
             binding: set[int] = set()
             for z, value in enumerate(out):
-                if value > allowed:
+                if value > allowed + EPS:
                     binding.add(z)
                     if z not in self._binding:
                         self.emit(
@@ -480,7 +489,7 @@ class Device:
         elif self._binding:
             self._binding = set()
         # Every output is <= allowed, so the ceiling never climbs faster than the ramp rate.
-        self._ceiling.rise(top, now)
+        self._ceiling.rise(min(top, allowed), now)
         return self._target(sp, out)
 
     def _target(self, sp: Setpoint, levels: list[float]) -> Target:
@@ -575,6 +584,14 @@ class Device:
     async def _apply_stepping(self, target: Target) -> None:
         """Walk a button-style cushion to the target one confirmed press at a time."""
         known = max(self._sent.levels) if self._sent else 0
+        if self._polls and self._sent is not None and self._tasks is not None:
+            # Presses move from where the cushion is: one that restarted would be walked
+            # straight back up to the old level. Look first.
+            await self._stepper.query()
+            evidence = self._status_mismatch(self._sent)
+            if evidence is not None:
+                await self._device_reset(evidence)
+                return
 
         def want() -> int:
             clamped = self._clamp(self._desired, asyncio.get_running_loop().time())
@@ -608,6 +625,7 @@ class Device:
         except LinkLost as exc:
             self._off_written = False
             if not self.reconnect or self._closing:
+                self.link.lost()
                 if isinstance(command, Stop):
                     return False  # the caller reports the stop as not delivered
                 raise

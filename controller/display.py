@@ -41,6 +41,15 @@ class JsonLines:
         self.out.write(json.dumps(event.to_json(), separators=(",", ":")) + "\n")
 
 
+def all_off_text(event: AllOff) -> str:
+    """Say what really happened to the outputs: sent, confirmed, or what the cushion will do."""
+    if not event.sent:
+        return f"could not send the all-off ({event.reason}): {event.fallback}"
+    if event.confirmed is False:
+        return f"all-off sent but not confirmed by the cushion ({event.reason})"
+    return f"all outputs off ({event.reason})"
+
+
 def _clock(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return f"{seconds // 60:d}:{seconds % 60:02d}"
@@ -100,6 +109,8 @@ class LiveDisplay:
             self.status = f"stopping: {event.reason}"
         elif isinstance(event, AllOff):
             self.levels = (0.0,) * len(self.zones)
+            if not event.sent or event.confirmed is False:
+                self.status = all_off_text(event)
         elif isinstance(event, Fault):
             self.status = f"fault: {event.message}"
         elif isinstance(event, SessionEnded):
@@ -146,7 +157,7 @@ class PlainLines:
             why = getattr(event, "reason", "") or getattr(event, "message", "")
             line = f"{_clock(event.t_s)}  {event.kind}: {why}"
         elif isinstance(event, AllOff):
-            line = f"{_clock(event.t_s)}  all outputs off ({event.reason})"
+            line = f"{_clock(event.t_s)}  {all_off_text(event)}"
         elif isinstance(event, SessionEnded):
             line = f"{_clock(event.t_s)}  session {event.outcome} (exit {event.exit_code})"
         if line:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from typing import TYPE_CHECKING
 
+from controller.backoff import backoff_delay
 from controller.errors import DeviceError, LinkLost
 
 if TYPE_CHECKING:
@@ -15,16 +15,6 @@ if TYPE_CHECKING:
     from controller.transports.base import Transport
 
 log = logging.getLogger(__name__)
-
-_BACKOFF_MIN_S = 0.2
-_BACKOFF_CAP_EXPONENT = 10  # 1.5 ** 10 = 58 s at most, as aiomqtt and led-ble cap it
-
-
-def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
-    """Return a jittered reconnect delay (s) for a failed attempt, capped at 1.5 ** 10."""
-    # Jitter: many cushions coming back at once must not storm the adapter.
-    draw = (rng or random).uniform(0, 1.5 ** min(_BACKOFF_CAP_EXPONENT, max(0, attempt)))
-    return _BACKOFF_MIN_S + draw
 
 
 class Link:
@@ -57,7 +47,7 @@ class Link:
     async def write(self, frame: bytes) -> None:
         """Write one frame whole (no other frame's bytes in between); `LinkLost` if down."""
         async with self._write_lock:
-            await self.transport.write(frame)
+            await self.transport._write(frame)
 
     async def read(self) -> bytes:
         """Return the next bytes from the cushion; `LinkLost` when the link ends."""
@@ -80,6 +70,11 @@ class Link:
                 try:
                     await self.transport.open()
                 except DeviceError as exc:
+                    if self.closed:
+                        break  # close() cut the connect short: not a failure to report
+                    failure = getattr(exc, "failure", None)
+                    if failure is not None and not failure.retry:
+                        raise  # waiting will not fix it (a wrong device, a refused write)
                     attempt += 1
                     on_failure(attempt, exc)
                     await asyncio.sleep(backoff_delay(attempt))

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from controller.device import Device
@@ -160,14 +160,15 @@ async def run_program(
                     (*timeline.notes, *((warning,) if warning else ())),
                 )
             )
-            return await session.run()
+            result = await session.run()
     except asyncio.CancelledError:
         if stopper.signalled is None:
             raise
         # A signal before the session began: the device (if it was open) closed with its
         # all-off on the way out; report it as interrupted.
         return SessionResult("interrupted", EXIT_INTERRUPTED, f"interrupted ({stopper.signalled})")
-    raise AssertionError("unreachable")  # pragma: no cover
+    # The device has closed: its last all-off report is the truth about the outputs.
+    return replace(result, all_off=device.last_all_off)
 
 
 # Closing the terminal sends SIGHUP; Ctrl-\ sends SIGQUIT: all of them cut the outputs first.

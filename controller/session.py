@@ -24,6 +24,7 @@ from controller.timeline import Setpoint
 
 if TYPE_CHECKING:
     from controller.device import Device
+    from controller.events import AllOff
     from controller.timeline import Timeline
 
 EXIT_DONE = 0
@@ -43,6 +44,7 @@ class SessionResult:
     outcome: str
     exit_code: int
     message: str = ""
+    all_off: AllOff | None = None  # the device's final all-off report, once it has closed
 
 
 class Session:

@@ -158,7 +158,7 @@ def test_a_cushion_that_left_and_came_back_is_found_by_a_fresh_scan() -> None:
         await transport.open()
         assert transport.scans == world.scans == 3  # one scan per open, none skipped
         assert generation(transport.device) != generation(first)
-        await transport.write(Codec(cushion.profile).encode(Stop()))
+        await transport._write(Codec(cushion.profile).encode(Stop()))
         await settle()
         assert isinstance(cushion.recorder.commands()[-1], Stop)
         assert links(cushion) == ["connected", "disconnected", "connected"]
@@ -269,7 +269,7 @@ def test_concurrent_long_frames_reach_the_cushion_whole_and_in_order() -> None:
         frames = _long_frames(Codec(profile), 6)
         assert all(len(f) > 40 for f in frames)  # three chunks each
         p.received.clear()
-        await asyncio.gather(*(transport.write(f) for f in frames))
+        await asyncio.gather(*(transport._write(f) for f in frames))
         await settle()
         chunks = list(p.received)
         assert len(chunks) > len(frames) and all(len(c) <= 20 for c in chunks)
@@ -304,14 +304,14 @@ def test_a_writer_cancelled_midway_still_finishes_its_frame_before_the_next() ->
         (frame,) = _long_frames(codec, 1)
         stop = codec.encode(Stop())
         p.received.clear()
-        writer = asyncio.create_task(transport.write(frame))
+        writer = asyncio.create_task(transport._write(frame))
         for _ in range(10_000):  # loop passes, not time: until the first piece is out
             if p.received:
                 break
             await asyncio.sleep(0)
         assert len(p.received) == 1  # the first piece is out, the rest are not
         writer.cancel()  # e.g. the writer task cancelled when the session closes
-        await transport.write(stop)  # the all-off that follows
+        await transport._write(stop)  # the all-off that follows
         with pytest.raises(asyncio.CancelledError):
             await writer
         await settle()
@@ -329,7 +329,7 @@ def test_a_binary_frame_larger_than_the_mtu_is_refused_before_any_byte_goes_out(
         await transport.open()
         p.received.clear()
         with pytest.raises(DeviceRejected, match="does not fit the MTU"):
-            await transport.write(bytes(40))
+            await transport._write(bytes(40))
         await settle()
         assert not p.received
         await transport.close()
@@ -345,7 +345,7 @@ def test_a_write_after_the_link_dropped_is_link_lost() -> None:
         with pytest.raises(LinkLost):
             await asyncio.wait_for(transport.read(), 1.0)
         with pytest.raises(LinkLost):
-            await transport.write(Codec(cushion.profile).encode(Stop()))
+            await transport._write(Codec(cushion.profile).encode(Stop()))
 
     on_radio(scenario)
 
@@ -377,7 +377,7 @@ def test_a_write_the_cushion_refuses_is_rejected_with_the_att_error() -> None:
         )
         await transport.open()
         with pytest.raises(DeviceRejected) as refused:
-            await transport.write(Codec(wrong).encode(Stop()))
+            await transport._write(Codec(wrong).encode(Stop()))
         cause = refused.value.__cause__
         assert isinstance(cause, BleakGATTProtocolError)
         assert cause.code == BleakGATTProtocolErrorCode.WRITE_NOT_PERMITTED

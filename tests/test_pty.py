@@ -38,14 +38,16 @@ duration = 3
 intensity = ["10%", "0%"]
 """
 
-FAST = "[limits]\nallow_raise = true\nramp_per_s = 0.04\nfinal_ramp_down_s = 2\n"
+# final_ramp_down_s can only be made longer; on vb6-binary (255 levels) the 9-second
+# program still reaches real levels under the default 60 s ramp-down.
+FAST = "[limits]\nallow_raise = true\nramp_per_s = 0.04\n"
 
 
 @pytest.fixture
 def sim_port() -> Iterator[tuple[subprocess.Popen[str], str]]:
     """Start `cushion sim` in its own process and yield it with the port it printed."""
     proc = subprocess.Popen(
-        [*CLI, "sim", "--profile", "lp4-ascii"],
+        [*CLI, "sim", "--profile", "vb6-binary"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -78,7 +80,7 @@ def test_run_against_a_standalone_simulator(
         "--port",
         port,
         "--profile",
-        "lp4-ascii",
+        "vb6-binary",
         "--json",
         "--config",
         str(config),
@@ -100,7 +102,7 @@ def test_device_gone_mid_session_exits_3(
     program = tmp_path / "tiny.toml"
     program.write_text(TINY)
     run = subprocess.Popen(
-        [*CLI, "run", str(program), "--port", port, "--profile", "lp4-ascii", "--json"],
+        [*CLI, "run", str(program), "--port", port, "--profile", "vb6-binary", "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -71,7 +71,7 @@ class Transport(ABC):
         """Close the link; never raises."""
 
     @abstractmethod
-    async def write(self, data: bytes) -> None:
+    async def _write(self, data: bytes) -> None:
         """Write one whole frame (in one piece, so frames never interleave) and flush it."""
 
     @abstractmethod

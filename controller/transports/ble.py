@@ -302,7 +302,7 @@ class BleTransport(Transport):
         async with self._connect_lock:
             await self._disconnect()
 
-    async def write(self, data: bytes) -> None:
+    async def _write(self, data: bytes) -> None:
         """Write one frame, split into MTU-sized writes only for text (stream) protocols.
 
         The write lock keeps a frame's pieces together even when frames are written from

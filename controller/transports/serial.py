@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import serial
 import serial_asyncio_fast
 
-from controller.errors import DeviceError, LinkLost
+from controller.errors import DeviceError, LinkLost, UsageError
 from controller.transports.base import Transport
 
 if TYPE_CHECKING:
@@ -29,12 +29,16 @@ class SerialTransport(Transport):
         super().__init__(endpoint, profile)
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        link = profile.serial
+        self.baudrate = _baud(endpoint, link.baudrate if link else 9600)
 
     async def open(self) -> None:
-        """Open the port with the profile's link settings (overridable with `?baud=`)."""
+        """Open the port, locked against other programs, with the profile's link settings."""
         link = self.profile.serial
-        baud = int(self.endpoint.options.get("baud", link.baudrate if link else 9600))
-        kwargs: dict[str, Any] = {"baudrate": baud}
+        # exclusive: pyserial takes flock(LOCK_EX | LOCK_NB) before touching the port, so a
+        # second `cushion run` on it fails here, before its opening all-off can cut the
+        # first run's outputs (and that run's next lease renewal raise them again at once).
+        kwargs: dict[str, Any] = {"baudrate": self.baudrate, "exclusive": True}
         if link is not None:
             kwargs.update(
                 bytesize=link.bytesize,
@@ -58,7 +62,7 @@ class SerialTransport(Transport):
             with contextlib.suppress(OSError, TimeoutError, serial.SerialException):
                 await asyncio.wait_for(writer.wait_closed(), 0.5)
 
-    async def write(self, data: bytes) -> None:
+    async def _write(self, data: bytes) -> None:
         """Write a frame and drain (a gone device is only noticed by drain)."""
         if self._writer is None:
             raise LinkLost("the serial port is closed.")
@@ -81,8 +85,32 @@ class SerialTransport(Transport):
         return data
 
 
+def _baud(endpoint: Endpoint, default: int) -> int:
+    """Return the baud rate: the endpoint's `?baud=` option, else the profile's."""
+    text = endpoint.options.get("baud")
+    if text is None:
+        return default
+    try:
+        baud = int(text)
+    except ValueError:
+        baud = 0
+    if not 0 < baud <= 12_000_000:
+        raise UsageError(
+            f"'baud={text}' in port '{endpoint}' is not a baud rate.",
+            key="baud",
+            hint="Give a whole number such as 9600 or 115200, or leave it out to use the "
+            "profile's.",
+        )
+    return baud
+
+
 def _hint(exc: serial.SerialException) -> str:
     code = getattr(exc, "errno", None)
+    if code in (errno.EAGAIN, errno.EWOULDBLOCK) or "exclusively lock" in str(exc):
+        return (
+            "Another program holds this port (another 'cushion run' or a terminal "
+            "program): close it first. Two controllers on one cushion would fight."
+        )
     if code == errno.ENOENT:
         return "Check the cable and the port name (ls /dev/ttyUSB* /dev/ttyACM*)."
     if code in (errno.EACCES, errno.EPERM):

@@ -48,7 +48,7 @@ class SimTransport(Transport):
             self._link.close()
             self._link = None
 
-    async def write(self, data: bytes) -> None:
+    async def _write(self, data: bytes) -> None:
         """Deliver one frame to the simulated cushion."""
         if self._link is None:
             raise LinkLost("the simulated link is closed.")

@@ -1,0 +1,5 @@
+"""`python -m controller`: the cushion command line."""
+
+from controller.entry import main
+
+main()

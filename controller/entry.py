@@ -1,0 +1,32 @@
+"""The `cushion` console script: a signal while the program is still loading exits 130.
+
+Nothing is on the wire yet while the command line loads, so the only duty is a clean exit;
+once a run starts, its own handlers (`controller.runner`) cut the outputs first.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any
+
+EXIT_INTERRUPTED = 130
+_EARLY = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+def _interrupted(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    """Load the command line and run it; an early Ctrl-C or kill exits 130, no traceback."""
+    try:
+        for sig in _EARLY:
+            # Left alone when ignored on purpose (nohup, a background job).
+            if signal.getsignal(sig) is signal.SIG_DFL:
+                signal.signal(sig, _interrupted)
+        from controller.cli import main as cli
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(EXIT_INTERRUPTED)
+    cli()
