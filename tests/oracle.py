@@ -33,7 +33,6 @@ from zero again, never pick up a stale level.
 
 from __future__ import annotations
 
-import itertools
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from hil.recorder import Recorder
+    from hil.recorder import Event, Recorder
 
 BUILTIN = Path(__file__).resolve().parent.parent / "firmware_profiles" / "builtin"
 _EPS = 1e-9
@@ -192,19 +191,76 @@ class Demand:
 _DEVICE_OFFS = ("watchdog", "auto_off", "lease_expired", "reboot")
 
 
-def restarts(recorder: Recorder) -> list[tuple[float, str]]:
-    """Return the moments after which outputs must ramp from zero, with what happened."""
+def _restart(event: Event) -> str | None:
+    """Tell whether an event begins a new ramp from zero, and why."""
     from firmware_profiles.commands import Stop
 
-    out: list[tuple[float, str]] = []
-    for e in recorder.events:
-        if e.kind == "command" and isinstance(e.detail, Stop):
-            out.append((e.t, "stop frame"))
-        elif e.kind == "link" and e.detail == "connected":
-            out.append((e.t, "link connected"))
-        elif e.kind in _DEVICE_OFFS:
-            out.append((e.t, e.kind))
-    # A lapsed lease restarts only once every zone is off (checked against the levels below).
+    if event.kind == "command" and isinstance(event.detail, Stop):
+        return "stop frame"
+    if event.kind == "link" and event.detail == "connected":
+        return "link connected"
+    if event.kind in _DEVICE_OFFS and event.kind != "lease_expired":
+        return event.kind
+    return None
+
+
+def _ramp_violations(rules: Rules, recorder: Recorder) -> list[str]:
+    """Walk the events in order: after each restart the ceiling climbs from zero.
+
+    Only zones commanded since the restart count: a level the device kept although it was
+    told to stop (an ignored stop frame) is not a rise, it is a fault of its own.
+    """
+    out: list[str] = []
+    off, q = rules.level_min, rules.quantum
+    levels = [off] * rules.zones
+    fresh = [False] * rules.zones
+    t0 = recorder.events[0].t if recorder.events else 0.0
+    why = "the trace's start"
+    history: list[tuple[float, float]] = [(t0, 0.0)]
+    ceiling = 0.0
+    lapse_t: float | None = None
+    pending: float | None = None  # time of level changes not evaluated yet (one frame's)
+
+    def evaluate(t: float) -> None:
+        nonlocal ceiling
+        top = max(
+            (rules.fraction(lv) for lv, f in zip(levels, fresh, strict=True) if f), default=0.0
+        )
+        if top <= ceiling + _EPS:
+            return
+        ceiling = top
+        for ta, ca in history:
+            allowed = ca + rules.ramp_per_s * (t - ta) + q + 1e-6
+            if ceiling > allowed:
+                what = "first output" if len(history) == 1 else "ceiling"
+                out.append(
+                    f"t={t:.3f} {what} {ceiling:.3f} rose from {ca:.3f} at t={ta:.3f} "
+                    f"(after {why} at t={t0:.3f}); the ramp rule allows {allowed:.3f}"
+                )
+                break
+        history.append((t, ceiling))
+
+    for event in recorder.events:
+        if pending is not None and (event.kind != "level" or event.t != pending):
+            evaluate(pending)  # every zone one frame set at one instant, taken together
+            pending = None
+        reason = _restart(event)
+        if event.kind == "lease_expired":
+            lapse_t = event.t
+        if event.kind == "level":
+            z, level = event.detail  # type: ignore[misc]
+            levels[z], fresh[z] = level, True
+            if lapse_t == event.t and all(lv == off for lv in levels):
+                reason = "last lease lapsed"
+            else:
+                pending = event.t
+        if reason is not None:
+            t0, why = event.t, reason
+            history, ceiling = [(t0, 0.0)], 0.0
+            fresh = [False] * rules.zones
+            pending = None
+    if pending is not None:
+        evaluate(pending)
     return out
 
 
@@ -256,38 +312,7 @@ def violations(rules: Rules, recorder: Recorder, check: Check | None = None) -> 
             why = "introductory cap" if intro and level <= rules.cap_level(z) else "cap"
             out.append(f"t={t:.3f} zone {z} at level {level} > {why} {cap}")
     # 2. The ramp rule, from zero after every restart.
-    points = sorted(restarts(recorder))
-    lapses = [t for t, why in points if why == "lease_expired"]
-    starts = [(t, why) for t, why in points if why != "lease_expired"]
-    for t in lapses:  # a lapsed lease counts only when it left every zone off
-        state = next((s for ts, s in reversed(states) if ts <= t + _EPS), None)
-        if state is None or not any(lv != rules.level_min for lv in state):
-            starts.append((t, "last lease lapsed"))
-    starts.sort()
-    first = recorder.events[0].t if recorder.events else 0.0
-    if not starts or starts[0][0] > first:
-        starts.insert(0, (first, "the trace's start"))
-    bounds = [*starts, (math.inf, "end")]
-    for (t0, why), (t1, _) in itertools.pairwise(bounds):
-        history: list[tuple[float, float]] = [(t0, 0.0)]
-        ceiling = 0.0
-        for t, levels in states:
-            if not t0 <= t < t1:
-                continue
-            top = max(rules.fraction(lv) for lv in levels)
-            if top <= ceiling + _EPS:
-                continue
-            ceiling = top
-            for ta, ca in history:
-                allowed = ca + rules.ramp_per_s * (t - ta) + q + 1e-6
-                if ceiling > allowed:
-                    what = "first output" if len(history) == 1 else "ceiling"
-                    out.append(
-                        f"t={t:.3f} {what} {ceiling:.3f} rose from {ca:.3f} at t={ta:.3f} "
-                        f"(after {why} at t={t0:.3f}); the ramp rule allows {allowed:.3f}"
-                    )
-                    break
-            history.append((t, ceiling))
+    out.extend(_ramp_violations(rules, recorder))
     # 3. Never above what was asked for (NaN and negative mean off), allowing the update delay.
     if check.demand is not None:
         latency = rules.update_latency_s()
