@@ -1,0 +1,168 @@
+"""Kill loops: signals at random moments of a real `cushion run` against a simulated cushion.
+
+The cushion runs in this process on a real pseudo-terminal, so its recorder sees every byte
+the controller wrote. No assertion depends on wall-clock speed: the random moments only pick
+where in the run a signal lands, and the checks are on what reached the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import sys
+from dataclasses import dataclass
+
+import pytest
+
+from controller.journal import Journal
+from firmware_profiles import load_profile
+from firmware_profiles.commands import Command, Stop
+from hil.cushion import SimulatedCushion
+from hil.ptylink import PtyLink
+
+pytestmark = pytest.mark.realtime
+
+PER_SIGNAL = 20
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+# 255 levels: the first setpoint reaches the wire within a second of the start.
+PROFILE = "vb6-binary"
+
+
+def _default_signals() -> None:
+    # Background shells start children with SIGINT, SIGHUP and SIGQUIT ignored (HIL-NOTES):
+    # reset them, or a signal test proves nothing.
+    for sig in (*SIGNALS, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+@dataclass
+class Kill:
+    """One run killed by a signal: where it landed and what the wire and the exit said."""
+
+    sig: signal.Signals
+    phase: str
+    returncode: int
+    commands: list[Command]
+    outputs_on: bool
+    stderr: str
+
+
+async def _one_kill(sig: signal.Signals, phase: str, delay_s: float) -> Kill:
+    cushion = SimulatedCushion(load_profile(PROFILE))
+    async with PtyLink(cushion) as link:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "controller",
+            "run",
+            "lumbar-short",
+            "--port",
+            link.port,
+            "--profile",
+            PROFILE,
+            "--json",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            preexec_fn=_default_signals,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        if phase == "ramp":
+            # Under way: the first setpoint is on the wire, the ceiling is climbing.
+            while line := await proc.stdout.readline():
+                if json.loads(line)["kind"] == "setpoint":
+                    break
+        await asyncio.sleep(delay_s)
+        if proc.returncode is None:
+            proc.send_signal(sig)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+        await asyncio.sleep(0.05)  # the last bytes reach the cushion's reader
+        assert proc.returncode is not None
+        return Kill(
+            sig,
+            phase,
+            proc.returncode,
+            list(cushion.recorder.commands()),
+            any(cushion.state.commanded),
+            err.decode(errors="replace"),
+        )
+
+
+async def _kills(sig: signal.Signals, seed: int) -> list[Kill]:
+    rng = random.Random(seed)
+    plan = [
+        ("start-up" if k % 2 == 0 else "ramp", rng.uniform(0.0, 1.0)) for k in range(PER_SIGNAL)
+    ]
+    out: list[Kill] = []
+    for i in range(0, len(plan), 2):  # two at a time: the machine has two cores
+        out.extend(await asyncio.gather(*(_one_kill(sig, p, d) for p, d in plan[i : i + 2])))
+    return out
+
+
+@pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
+def test_every_signal_at_a_random_moment_ends_all_off(sig: signal.Signals) -> None:
+    kills = asyncio.run(_kills(sig, seed=sig.value))
+    for k in kills:
+        where = f"{k.sig.name} during {k.phase}: exit {k.returncode}, {k.stderr[-300:]!r}"
+        assert "Traceback" not in k.stderr, where
+        assert not k.outputs_on, where
+        if k.commands:
+            # The port was open: the last frame on the wire is the all-off.
+            assert isinstance(k.commands[-1], Stop), (where, k.commands[-3:])
+            assert k.returncode == 130, where
+        else:
+            # Nothing reached the wire: killed while loading. 130 once our handlers are
+            # installed; before that (the interpreter's first milliseconds) death by the
+            # signal (seen once as SIGINT's -2 after "interrupted"; nothing was open).
+            assert k.returncode == 130 or k.returncode < 0, where
+    assert sum(1 for k in kills if k.phase == "ramp" and k.commands) >= PER_SIGNAL // 2 - 1
+
+
+def test_sigkill_is_stopped_by_the_cushion_and_journaled_as_interrupted(tmp_path: object) -> None:
+    profile = load_profile(PROFILE)
+    watchdog = profile.limits.watchdog_s
+    assert watchdog is not None
+    journal = os.path.join(str(tmp_path), "journal.sqlite3")
+
+    async def main() -> SimulatedCushion:
+        cushion = SimulatedCushion(profile)
+        async with PtyLink(cushion) as link:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "controller",
+                "run",
+                "lumbar-short",
+                "--port",
+                link.port,
+                "--profile",
+                PROFILE,
+                "--json",
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env={**os.environ, "CUSHION_JOURNAL": journal},
+                preexec_fn=_default_signals,
+            )
+            assert proc.stdout is not None
+            while line := await proc.stdout.readline():
+                if json.loads(line)["kind"] == "setpoint" and any(cushion.state.commanded):
+                    break
+            off = asyncio.Event()
+            cushion.recorder.subscribe(
+                lambda _e: None if any(cushion.state.commanded) else off.set()
+            )
+            proc.kill()  # no handler, no goodbye
+            await proc.wait()
+            await asyncio.wait_for(off.wait(), 10 * watchdog)  # the cushion's own timers
+            return cushion
+
+    cushion = asyncio.run(main())
+    rec = cushion.recorder
+    assert not isinstance(rec.commands()[-1], Stop)  # the controller said nothing ...
+    assert rec.count("watchdog") + rec.count("lease_expired") >= 1  # ... the cushion acted
+    with Journal.open(journal) as opened:
+        rows = opened.sessions()
+        assert [r.outcome for r in rows] == ["interrupted"]
+        assert rows[0].id in opened.interrupted
