@@ -66,9 +66,11 @@ _REAL_REPLY_FLOOR_S = 0.1
 # Stay this far under the device's update rate: USB adapters and radios bunch frames up.
 _RATE_MARGIN = 1.1
 _REAL_JITTER_S = 0.002
-# In steady state with nothing else to send, ask for a status this often (in reply
-# time-outs) so a silent, garbling or restarted cushion is noticed.
+# In steady state, ask for a status every two reply time-outs, so a silent, garbling or
+# restarted cushion is noticed. A cushion that acks every command already shows silence
+# within one time-out; there the poll looks only for a restart, at most once a second.
 _POLL_EVERY_TIMEOUTS = 2.0
+_ACKED_POLL_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,6 +399,9 @@ class Device:
         replies = self.replies
         keepalive = Keepalive() if self.profile.supports("keepalive") else Query()
         next_poll = loop.time()
+        poll_s = _POLL_EVERY_TIMEOUTS * replies.reply_timeout_s
+        if self._acks:
+            poll_s = max(poll_s, _ACKED_POLL_S)
         while True:
             if not self.link.up.is_set():
                 await self.link.up.wait()
@@ -416,7 +421,7 @@ class Device:
                 if now >= next_poll:
                     await self._poll()
                     now = loop.time()
-                    next_poll = now + _POLL_EVERY_TIMEOUTS * replies.reply_timeout_s
+                    next_poll = now + poll_s
                 deadlines.append(next_poll)
             await sleep_until(min(deadlines))
 
