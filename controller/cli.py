@@ -468,14 +468,30 @@ def scan_command(timeout_s: float, as_json: bool, use_sim: bool, radio: str | No
 @click.option("--profile", "profile_name", help="Cushion profile the simulator speaks.")
 @click.option("--ble", "use_ble", is_flag=True, help="Serve over BLE instead of a pseudo-terminal.")
 @click.option("--transport", help="With --ble: a real Bluetooth controller, e.g. usb:0.")
+@click.option(
+    "--faults",
+    "faults_file",
+    metavar="FILE",
+    help="Play a fault schedule (TOML [[fault]] tables or JSON; see docs/reliability.md).",
+)
 @friendly
-def sim(profile_name: str | None, use_ble: bool, transport: str | None) -> None:
+def sim(
+    profile_name: str | None, use_ble: bool, transport: str | None, faults_file: str | None
+) -> None:
     """Run a simulated cushion (pty, or BLE with --ble) and print how to reach it."""
     from firmware_profiles import load_profile
+    from hil.cushion import SimulatedCushion
+    from hil.faults import FaultPlayer, apply_schedule, load_schedule
 
     prof = load_profile(profile_name or (DEFAULT_BLE_PROFILE if use_ble else DEFAULT_SIM_PROFILE))
+    schedule = load_schedule(faults_file) if faults_file is not None else None
+    cushion = SimulatedCushion(prof)
+    players: list[FaultPlayer] = []
 
     def announce(where: str) -> None:
+        if schedule is not None and not players:
+            # Once, when the cushion is first reachable (a hang_up's new pty announces again).
+            players.append(apply_schedule(cushion, schedule))
         out.print(where)
         sys.stdout.flush()
         if use_ble and transport is None:
@@ -495,11 +511,13 @@ def sim(profile_name: str | None, use_ble: bool, transport: str | None) -> None:
         if use_ble:
             from hil.ble import run_standalone_ble
 
-            asyncio.run(run_standalone_ble(prof, transport=transport, on_ready=announce))
+            asyncio.run(
+                run_standalone_ble(prof, transport=transport, on_ready=announce, cushion=cushion)
+            )
         else:
             from hil.serve import run_standalone
 
-            asyncio.run(run_standalone(prof, on_ready=announce))
+            asyncio.run(run_standalone(prof, on_ready=announce, cushion=cushion))
     except KeyboardInterrupt:
         pass
 
