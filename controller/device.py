@@ -139,6 +139,9 @@ class Device:
         self._tasks: asyncio.TaskGroup | None = None
         self._children: list[asyncio.Task[None]] = []
         self._fault: asyncio.Future[DeviceError] | None = None
+        self._watch = asyncio.Event()
+        self._watch_timer: asyncio.TimerHandle | None = None
+        self._next_poll = 0.0
         self.last_all_off: AllOff | None = None
 
     @property
@@ -183,6 +186,9 @@ class Device:
             if self._opened:
                 report, cancelled = await finish(self._final_stop(reason), _STOP_DELIVERY_S + 1)
         finally:
+            if self._watch_timer is not None:
+                self._watch_timer.cancel()
+                self._watch_timer = None
             for task in self._children:
                 task.cancel()
             if self._children:
@@ -395,35 +401,56 @@ class Device:
     async def _watch_loop(self) -> None:
         """Owed replies, keepalives and, in quiet steady state, status polls."""
         loop = asyncio.get_running_loop()
-        limits = self.profile.limits
         replies = self.replies
         keepalive = Keepalive() if self.profile.supports("keepalive") else Query()
-        next_poll = loop.time()
         poll_s = _POLL_EVERY_TIMEOUTS * replies.reply_timeout_s
         if self._acks:
             poll_s = max(poll_s, _ACKED_POLL_S)
+        self._next_poll = loop.time()
         while True:
             if not self.link.up.is_set():
                 await self.link.up.wait()
-                next_poll = loop.time()
+                self._next_poll = loop.time()
+            self._watch_tick()
+            await self._watch.wait()
+            self._watch.clear()
             now = loop.time()
-            deadlines = [now + 1.0]
-            due = replies.overdue(now)
-            if due is not None:
-                deadlines.append(due)
-            if limits.keepalive_s and not self._final:
-                due = self._last_frame_t + limits.keepalive_s
-                if now >= due:
-                    await self._send(keepalive)
-                    due = now + limits.keepalive_s
-                deadlines.append(due)
-            if self._polls and not self._final and not self._writing:
-                if now >= next_poll:
+            replies.overdue(now)  # raises DeviceTimeout for an ack owed too long
+            ka = self.profile.limits.keepalive_s
+            if ka and not self._final and now >= self._last_frame_t + ka:
+                if not await self._send(keepalive):
+                    self._last_frame_t = now  # nothing to write to: try again one period on
+            if self._polls and not self._final and now >= self._next_poll:
+                if self._writing:
+                    # An update is on its way: its own frames prove the link; look again soon.
+                    self._next_poll = now + self._min_interval
+                else:
                     await self._poll()
-                    now = loop.time()
-                    next_poll = now + poll_s
-                deadlines.append(next_poll)
-            await sleep_until(min(deadlines))
+                    self._next_poll = loop.time() + poll_s
+
+    def _watch_tick(self) -> None:
+        """Timer callback: wake the watch loop only when something is due, else re-arm.
+
+        A plain callback instead of a task wake-up per deadline: deadlines move on with
+        every frame sent, and re-checking them costs a fraction of a loop turn this way.
+        """
+        self._watch_timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        deadlines = [now + 1.0]
+        pending = self.replies.pending
+        if pending:
+            deadlines.append(pending[0] + self.replies.reply_timeout_s)
+        ka = self.profile.limits.keepalive_s
+        if ka and not self._final:
+            deadlines.append(self._last_frame_t + ka)
+        if self._polls and not self._final:
+            deadlines.append(self._next_poll)
+        due = min(deadlines)
+        if now >= due:
+            self._watch.set()
+        else:
+            self._watch_timer = loop.call_at(due, self._watch_tick)
 
     async def _poll(self) -> None:
         """Ask for a status; a restarted cushion shows levels it was not sent."""
