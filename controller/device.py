@@ -417,9 +417,13 @@ class Device:
             now = loop.time()
             replies.overdue(now)  # raises DeviceTimeout for an ack owed too long
             ka = self.profile.limits.keepalive_s
-            if ka and not self._final and now >= self._last_frame_t + ka:
-                if not await self._send(keepalive):
-                    self._last_frame_t = now  # nothing to write to: try again one period on
+            if (
+                ka
+                and not self._final
+                and now >= self._last_frame_t + ka
+                and not await self._send(keepalive)
+            ):
+                self._last_frame_t = now  # nothing to write to: try again one period on
             if self._polls and not self._final and now >= self._next_poll:
                 if self._writing:
                     # An update is on its way: its own frames prove the link; look again soon.
