@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from controller.ceiling import EPS, RampCeiling, capped, quantize_matrix, to_levels
+from controller.absolute import AbsoluteWriter
+from controller.ceiling import EPS, RampCeiling, capped, quantize_matrix
 from controller.clock import sleep_until
 from controller.errors import DeviceError, DeviceTimeout, LinkLost
 from controller.events import (
@@ -26,7 +26,6 @@ from controller.events import (
     Fault,
     LinkDown,
     LinkUp,
-    SetpointSent,
 )
 from controller.fallback import fallback_text
 from controller.link import Link
@@ -34,7 +33,9 @@ from controller.replies import ReplyBook
 from controller.safety import zone_caps
 from controller.shield import finish
 from controller.stepping import SteppingWriter
+from controller.target import Target, make_target, sent_event
 from controller.timeline import Setpoint
+from controller.watch import Watch
 from firmware_profiles import Codec
 from firmware_profiles.commands import (
     BadFrame,
@@ -42,11 +43,6 @@ from firmware_profiles.commands import (
     Keepalive,
     Query,
     Reply,
-    SetAll,
-    SetFrequency,
-    SetHeat,
-    SetMode,
-    SetZone,
     Stop,
 )
 
@@ -66,22 +62,6 @@ _REAL_REPLY_FLOOR_S = 0.1
 # Stay this far under the device's update rate: USB adapters and radios bunch frames up.
 _RATE_MARGIN = 1.1
 _REAL_JITTER_S = 0.002
-# In steady state, ask for a status every two reply time-outs, so a silent, garbling or
-# restarted cushion is noticed. A cushion that acks every command already shows silence
-# within one time-out; there the poll looks only for a restart, at most once a second.
-_POLL_EVERY_TIMEOUTS = 2.0
-_ACKED_POLL_S = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Outputs in device units: what the wire carries."""
-
-    levels: tuple[int, ...]
-    frequency: int | None = None
-    heat: int | None = None
-    mode: int | None = None
-
 
 class Device:
     """Facade over one cushion: clamp, quantise, coalesce, keep alive, and stop first."""
@@ -112,8 +92,6 @@ class Device:
         ]
         self._n = len(profile.zones)
         self._min_interval = 1.0 / profile.limits.max_update_hz
-        self._mode_numbers = dict(profile.modes)
-        self._mode_names = {v: k for k, v in profile.modes.items()}
         self._desired = Setpoint((0.0,) * self._n)
         self._dirty = asyncio.Event()
         self._halted = True  # nothing goes out until `open` sent the all-off and `resume` ran
@@ -122,9 +100,7 @@ class Device:
         self._sent_serial = 0  # bumped whenever levels on the wire change
         self._ceiling = RampCeiling(limits.ramp_per_s)
         self._binding: set[int] = set()
-        self._last_frame_t = float("-inf")
         self._last_update_t = float("-inf")
-        self._lease_t = [float("-inf")] * self._n  # when each zone's lease was last sent
         self.replies = ReplyBook(self._n, profile.limits.reply_timeout_s)
         self._acks = bool(profile.limits.ack_every_command)
         self._polls = profile.supports("query") and profile.supports("status")
@@ -135,13 +111,20 @@ class Device:
         self._fresh = False
         self._writer_due: float | None = None
         self._stepping = profile.control == "stepping"
+        self._absolute = AbsoluteWriter(profile, self._send)
         self._stepper = SteppingWriter(profile, self.replies, self._send, lambda: self._halted)
         self._tasks: asyncio.TaskGroup | None = None
         self._children: list[asyncio.Task[None]] = []
         self._fault: asyncio.Future[DeviceError] | None = None
-        self._watch = asyncio.Event()
-        self._watch_timer: asyncio.TimerHandle | None = None
-        self._next_poll = 0.0
+        self._watch = Watch(
+            profile,
+            self.replies,
+            self.link,
+            self._send,
+            self._poll,
+            lambda: self._writing,
+            lambda: self._final,
+        )
         self.last_all_off: AllOff | None = None
 
     @property
@@ -162,7 +145,7 @@ class Device:
         self._min_interval = (
             _RATE_MARGIN / self.profile.limits.max_update_hz + _REAL_JITTER_S * speed
         )
-        self._stepper.min_interval = self._min_interval
+        self._stepper.min_interval = self._watch.retry_s = self._min_interval
         async with contextlib.AsyncExitStack() as undo:
             await self.link.open()
             undo.push_async_callback(self.link.close)  # a half-done open is unwound
@@ -186,9 +169,7 @@ class Device:
             if self._opened:
                 report, cancelled = await finish(self._final_stop(reason), _STOP_DELIVERY_S + 1)
         finally:
-            if self._watch_timer is not None:
-                self._watch_timer.cancel()
-                self._watch_timer = None
+            self._watch.cancel()
             for task in self._children:
                 task.cancel()
             if self._children:
@@ -212,7 +193,7 @@ class Device:
             for name, coro in (
                 ("cushion-writer", self._writer_loop()),
                 ("cushion-reader", self._reader_loop()),
-                ("cushion-watch", self._watch_loop()),
+                ("cushion-watch", self._watch.run()),
             ):
                 self._children.append(tasks.create_task(self._guard(coro), name=name))
             undo.pop_all()
@@ -276,7 +257,8 @@ class Device:
             self._writing = False
         lease = self.profile.limits.lease_s
         due = self._writer_due
-        if self._binding or (lease and (due is None or self._lease_due(lease) < due)):
+        renew = self._absolute.due_at(self._sent_levels()) if lease else None
+        if self._binding or (renew is not None and (due is None or renew < due)):
             self._dirty.set()  # the writer must (re)arm its ceiling or lease timer
 
     async def halt(self, reason: str, *, final: bool = True) -> None:
@@ -314,7 +296,7 @@ class Device:
                 if self._binding:
                     due = loop.time() + self._min_interval  # keep climbing under the ceiling
                 if lease and self._sent is not None and any(self._sent.levels):
-                    renew = self._lease_due(lease)
+                    renew = self._absolute.due_at(self._sent.levels)
                     due = renew if due is None else min(due, renew)
             if due is not None:
                 # A timer, not wait_for: this loop runs for every update and must stay cheap.
@@ -331,7 +313,8 @@ class Device:
             if self._halted or self._writing:
                 continue  # an inline update (offer) is on the wire; it takes the newest value
             fresh, self._fresh = self._fresh, False
-            if not (fresh or self._binding or self._lease_is_due(lease, loop.time())):
+            renewal = self._absolute.is_due(self._sent_levels(), loop.time())
+            if not (fresh or self._binding or renewal):
                 continue  # a lease timer that an inline update has already made moot
             self._writing = True
             try:
@@ -349,8 +332,7 @@ class Device:
                 await self._apply_stepping(target)
             else:
                 await self._apply_absolute(target)
-        elif lease and any(target.levels) and now + EPS >= self._lease_due(lease):
-            # EPS: a timer due "now" may fire a float rounding early; renew rather than spin.
+        elif lease and any(target.levels) and self._absolute.is_due(target.levels, now):
             self._last_update_t = now
             await self._renew_lease()
 
@@ -398,64 +380,6 @@ class Device:
         if self.on_link is not None and not self._final:
             self.on_link(True)
 
-    async def _watch_loop(self) -> None:
-        """Owed replies, keepalives and, in quiet steady state, status polls."""
-        loop = asyncio.get_running_loop()
-        replies = self.replies
-        keepalive = Keepalive() if self.profile.supports("keepalive") else Query()
-        poll_s = _POLL_EVERY_TIMEOUTS * replies.reply_timeout_s
-        if self._acks:
-            poll_s = max(poll_s, _ACKED_POLL_S)
-        self._next_poll = loop.time()
-        while True:
-            if not self.link.up.is_set():
-                await self.link.up.wait()
-                self._next_poll = loop.time()
-            self._watch_tick()
-            await self._watch.wait()
-            self._watch.clear()
-            now = loop.time()
-            replies.overdue(now)  # raises DeviceTimeout for an ack owed too long
-            ka = self.profile.limits.keepalive_s
-            if (
-                ka
-                and not self._final
-                and now >= self._last_frame_t + ka
-                and not await self._send(keepalive)
-            ):
-                self._last_frame_t = now  # nothing to write to: try again one period on
-            if self._polls and not self._final and now >= self._next_poll:
-                if self._writing:
-                    # An update is on its way: its own frames prove the link; look again soon.
-                    self._next_poll = now + self._min_interval
-                else:
-                    await self._poll()
-                    self._next_poll = loop.time() + poll_s
-
-    def _watch_tick(self) -> None:
-        """Timer callback: wake the watch loop only when something is due, else re-arm.
-
-        A plain callback instead of a task wake-up per deadline: deadlines move on with
-        every frame sent, and re-checking them costs a fraction of a loop turn this way.
-        """
-        self._watch_timer = None
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        deadlines = [now + 1.0]
-        pending = self.replies.pending
-        if pending:
-            deadlines.append(pending[0] + self.replies.reply_timeout_s)
-        ka = self.profile.limits.keepalive_s
-        if ka and not self._final:
-            deadlines.append(self._last_frame_t + ka)
-        if self._polls and not self._final:
-            deadlines.append(self._next_poll)
-        due = min(deadlines)
-        if now >= due:
-            self._watch.set()
-        else:
-            self._watch_timer = loop.call_at(due, self._watch_tick)
-
     async def _poll(self) -> None:
         """Ask for a status; a restarted cushion shows levels it was not sent."""
         serial, losses = self._sent_serial, self.link.losses
@@ -468,20 +392,9 @@ class Device:
         sent = self._sent
         if sent is None or self._halted or serial != self._sent_serial:
             return  # nothing to compare, or the outputs changed while the query was out
-        evidence = self._status_mismatch(sent)
+        evidence = self.replies.mismatch(sent.levels, sent.frequency, sent.heat)
         if evidence is not None:
             await self._device_reset(evidence)
-
-    def _status_mismatch(self, sent: Target) -> str | None:
-        """Say how the last status differs from what was sent, or None if it agrees."""
-        levels = self.replies.reported_levels(self._n)
-        if levels is not None and levels != sent.levels:
-            return f"status shows levels {levels}, the controller sent {sent.levels}"
-        for name, value in (("frequency", sent.frequency), ("heat", sent.heat)):
-            shown = self.replies.known(name, -1)
-            if value is not None and shown >= 0 and shown != value:
-                return f"status shows {name} {shown}, the controller sent {value}"
-        return None
 
     async def _device_reset(self, evidence: str) -> None:
         """Handle a cushion that restarted: all-off, ceiling from zero, tell the session."""
@@ -526,73 +439,24 @@ class Device:
             self._binding = set()
         # Every output is <= allowed, so the ceiling never climbs faster than the ramp rate.
         self._ceiling.rise(min(top, allowed), now)
-        return self._target(sp, out)
-
-    def _target(self, sp: Setpoint, levels: list[float]) -> Target:
-        freq = None
-        if sp.frequency_hz is not None and self.profile.frequency is not None:
-            freq = self.profile.frequency.to_device(sp.frequency_hz)
-        heat = None
-        if sp.heat is not None and self.profile.heat is not None:
-            wanted = sp.heat if 0.0 <= sp.heat <= 1.0 else 0.0  # NaN or out of range: off
-            heat = int(min(wanted, self.limits.heat_max) * self.profile.heat.levels + EPS)
-        mode = self._mode_numbers.get(sp.mode) if sp.mode is not None else None
-        return Target(to_levels(levels, self.profile.intensity), freq, heat, mode)
+        return make_target(sp, out, self.profile, self.limits.heat_max)
 
     # -- turning targets into commands ---------------------------------------------------------
 
     async def _apply_absolute(self, target: Target) -> None:
-        # After a refusal nothing is known: -1 differs from every level, so all are resent.
-        old = self._sent or Target((-1,) * self._n)
-        lease = self.profile.limits.lease_s
-        supports = self.profile.supports
-        if target.mode is not None and target.mode != old.mode and supports("set_mode"):
-            await self._send(SetMode(target.mode))
-        if (
-            target.frequency is not None
-            and target.frequency != old.frequency
-            and supports("set_frequency")
-        ):
-            await self._send(SetFrequency(target.frequency))
-        if (target.heat or 0) != (old.heat or 0) and supports("set_heat"):
-            await self._send(SetHeat(target.heat or 0))
-        if target.levels != old.levels:
+        old = self._sent
+        if old is None or target.levels != old.levels:
             self._sent_serial += 1
-            changed = [z for z in range(self._n) if target.levels[z] != old.levels[z]]
-            now = asyncio.get_running_loop().time()
-            if supports("set_all") and (len(changed) > 1 or not supports("set_zone")):
-                await self._send(SetAll(target.levels, lease))
-                changed = list(range(self._n))
-            else:
-                for z in changed:
-                    await self._send(SetZone(z, target.levels[z], lease))
-            for z in changed:
-                self._lease_t[z] = now
+        await self._absolute.write(target, old, self._loop_time())
         if self._halted:
             return  # a halt overtook this update while it was being written
         self._sent = target
         self._emit_sent(target)
 
-    def _lease_is_due(self, lease: float | None, now: float) -> bool:
-        """Tell whether a running zone's lease needs renewing now."""
-        return bool(lease) and now + EPS >= self._lease_due(lease or 0.0)
-
-    def _lease_due(self, lease: float) -> float:
-        """Return when the oldest lease of a running zone is half used up."""
-        levels = self._sent.levels if self._sent else ()
-        return (
-            min(
-                (t for t, level in zip(self._lease_t, levels, strict=True) if level),
-                default=float("inf"),
-            )
-            + lease / 2
-        )
-
     async def _renew_lease(self) -> None:
-        """Renew every running zone's lease that is half used up, before the device lets go."""
+        """Renew the running zones' leases, after checking the cushion still holds them."""
         target = self._sent
-        lease = self.profile.limits.lease_s
-        if target is None or not lease:
+        if target is None or not self.profile.limits.lease_s:
             return
         if self._polls and self._tasks is not None:  # (a status needs the reader loop)
             # A cushion that restarted since the last poll must not get its old levels back
@@ -601,21 +465,7 @@ class Device:
             await self._poll()
             if self._halted or self._sent is not target:
                 return
-        now = asyncio.get_running_loop().time()
-        due = [
-            z
-            for z, level in enumerate(target.levels)
-            if level and now + EPS >= self._lease_t[z] + lease / 2
-        ]
-        supports = self.profile.supports
-        if supports("set_all") and (len(due) > 1 or not supports("set_zone")):
-            await self._send(SetAll(target.levels, lease))
-            due = list(range(self._n))
-        else:
-            for z in due:
-                await self._send(SetZone(z, target.levels[z], lease))
-        for z in due:
-            self._lease_t[z] = now
+        await self._absolute.renew(target.levels, self._loop_time())
 
     async def _apply_stepping(self, target: Target) -> None:
         """Walk a button-style cushion to the target one confirmed press at a time."""
@@ -624,7 +474,8 @@ class Device:
             # Presses move from where the cushion is: one that restarted would be walked
             # straight back up to the old level. Look first.
             await self._stepper.query()
-            evidence = self._status_mismatch(self._sent)
+            sent = self._sent
+            evidence = self.replies.mismatch(sent.levels, sent.frequency, sent.heat)
             if evidence is not None:
                 await self._device_reset(evidence)
                 return
@@ -655,7 +506,7 @@ class Device:
         now = asyncio.get_running_loop().time()
         if self._acks and not isinstance(command, Query):
             self.replies.owe(now)
-        self._last_frame_t = now
+        self._watch.last_frame_t = now
         try:
             await self.link.write(frame)
         except LinkLost as exc:
@@ -691,7 +542,7 @@ class Device:
         confirmed: bool | None = None
         if sent and self._acks:
             timeout = max(0.5, self.replies.reply_timeout_s)
-            confirmed = await _acked(self.replies, acks_before + owed, timeout)
+            confirmed = await self.replies.acked(acks_before + owed, timeout)
         report = self._all_off(sent, reason, confirmed)
         self.emit(report)
         return report
@@ -716,35 +567,16 @@ class Device:
                 self._poke()
 
     def _emit_sent(self, target: Target) -> None:
-        scale = self.profile.intensity
-        freq = None
-        if target.frequency is not None and self.profile.frequency is not None:
-            freq = self.profile.frequency.from_device(target.frequency)
-        self.emit(
-            SetpointSent(
-                self._t(),
-                target.levels,
-                tuple(scale.from_device(v) for v in target.levels),
-                freq,
-                target.heat,
-                self._mode_names.get(target.mode) if target.mode is not None else None,
-                round(self._ceiling.value, 6),
-            )
-        )
+        self.emit(sent_event(self._t(), target, self.profile, self._ceiling.value))
+
+    def _sent_levels(self) -> tuple[int, ...]:
+        return self._sent.levels if self._sent is not None else ()
+
+    def _loop_time(self) -> float:
+        return asyncio.get_running_loop().time()
 
     def _t(self) -> float:
         return asyncio.get_running_loop().time() - self.origin
-
-
-async def _acked(replies: ReplyBook, count: int, within_s: float) -> bool:
-    """Wait until `count` acks have arrived in all; False if not within `within_s`."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + within_s
-    while replies.acks < count:
-        if loop.time() >= end or not replies.pending:
-            return replies.acks >= count
-        await asyncio.sleep(min(0.005, max(0.0, end - loop.time())))
-    return True
 
 
 __all__ = ["Device", "DeviceError", "LinkLost", "Target"]

@@ -100,3 +100,26 @@ class ReplyBook:
     def known(self, name: str, default: int) -> int:
         """Return a field of the last status, or `default`."""
         return (self.status or {}).get(name, default)
+
+    def mismatch(
+        self, levels: tuple[int, ...], frequency: int | None, heat: int | None
+    ) -> str | None:
+        """Say how the last status differs from what was sent, or None if it agrees."""
+        shown_levels = self.reported_levels(len(levels))
+        if shown_levels is not None and shown_levels != levels:
+            return f"status shows levels {shown_levels}, the controller sent {levels}"
+        for name, value in (("frequency", frequency), ("heat", heat)):
+            shown = self.known(name, -1)
+            if value is not None and shown >= 0 and shown != value:
+                return f"status shows {name} {shown}, the controller sent {value}"
+        return None
+
+    async def acked(self, count: int, within_s: float) -> bool:
+        """Wait until `count` acks have arrived in all; False if not within `within_s`."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + within_s
+        while self.acks < count:
+            if loop.time() >= end or not self.pending:
+                return self.acks >= count
+            await asyncio.sleep(min(0.005, max(0.0, end - loop.time())))
+        return True
