@@ -38,6 +38,26 @@ def _default_signals() -> None:
         signal.signal(sig, signal.SIG_DFL)
 
 
+async def _cushion_run(port: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+    """Start the real command line on `port`, JSON events on stdout, signals at default."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "controller",
+        "run",
+        "lumbar-short",
+        "--port",
+        port,
+        "--profile",
+        PROFILE,
+        "--json",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        preexec_fn=_default_signals,
+    )
+
+
 @dataclass
 class Kill:
     """One run killed by a signal: where it landed and what the wire and the exit said."""
@@ -53,21 +73,7 @@ class Kill:
 async def _one_kill(sig: signal.Signals, phase: str, delay_s: float) -> Kill:
     cushion = SimulatedCushion(load_profile(PROFILE))
     async with PtyLink(cushion) as link:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "controller",
-            "run",
-            "lumbar-short",
-            "--port",
-            link.port,
-            "--profile",
-            PROFILE,
-            "--json",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            preexec_fn=_default_signals,
-        )
+        proc = await _cushion_run(link.port)
         assert proc.stdout is not None and proc.stderr is not None
         if phase == "ramp":
             # Under way: the first setpoint is on the wire, the ceiling is climbing.
@@ -129,22 +135,7 @@ def test_sigkill_is_stopped_by_the_cushion_and_journaled_as_interrupted(tmp_path
     async def main() -> SimulatedCushion:
         cushion = SimulatedCushion(profile)
         async with PtyLink(cushion) as link:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "controller",
-                "run",
-                "lumbar-short",
-                "--port",
-                link.port,
-                "--profile",
-                PROFILE,
-                "--json",
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env={**os.environ, "CUSHION_JOURNAL": journal},
-                preexec_fn=_default_signals,
-            )
+            proc = await _cushion_run(link.port, {**os.environ, "CUSHION_JOURNAL": journal})
             assert proc.stdout is not None
             while line := await proc.stdout.readline():
                 if json.loads(line)["kind"] == "setpoint" and any(cushion.state.commanded):
