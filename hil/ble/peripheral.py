@@ -55,6 +55,7 @@ class SimBlePeripheral:
         self.received: collections.deque[bytes] = collections.deque(maxlen=4096)
         self._want_advertising = False
         self._restart: asyncio.Task[None] | None = None
+        self._hang_up_task: asyncio.Task[None] | None = None
         self._advertising_lock = asyncio.Lock()  # bumble's set bookkeeping is not reentrant
         self.write_characteristic, self.notify_characteristic = self._characteristics()
         chars = [self.write_characteristic]
@@ -63,6 +64,7 @@ class SimBlePeripheral:
         device.add_service(gatt.Service(settings.service_uuid, chars))
         device.on("connection", self._on_connection)
         cushion.on_transmit = self._transmit
+        cushion.attach(self)  # so the cushion's hang_up (a fault schedule's) drops this link
 
     def __repr__(self) -> str:
         return f"SimBlePeripheral({self.name!r}, {self.address})"
@@ -102,16 +104,46 @@ class SimBlePeripheral:
         if connection is not None:
             await connection.disconnect()
 
+    def hang_up(self, down_s: float | None = None) -> None:
+        """Drop the link from the device side, as `SimulatedCushion.hang_up` asks its links.
+
+        ``down_s``: stay out of reach (not advertising) this long, then advertise again;
+        None or 0: advertise again at once, as a cushion does after a dropped link. Called
+        from a fault schedule, outside any coroutine: the work runs as a task on the loop.
+        """
+        previous = self._hang_up_task
+        if previous is not None:
+            previous.cancel()
+        self._hang_up_task = asyncio.get_running_loop().create_task(self._hang_up(down_s))
+
+    async def _hang_up(self, down_s: float | None) -> None:
+        try:
+            if not down_s:
+                await self.disconnect()  # re-advertises by itself if it was advertising
+                return
+            wanted = self._want_advertising
+            await self.stop_advertising()  # first, so the drop does not re-advertise
+            await self.disconnect()
+            await asyncio.sleep(down_s)
+            if wanted:
+                await self.start_advertising()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("simulated cushion %s could not hang up", self.name)
+
     async def close(self) -> None:
         """Stop advertising, drop any link and detach from the cushion."""
         self._want_advertising = False
-        restart, self._restart = self._restart, None
-        if restart is not None:
-            restart.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await restart
+        for task in (self._restart, self._hang_up_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._restart = self._hang_up_task = None
         await self.disconnect()
         await self.stop_advertising()
+        self.cushion.detach(self)
         if self.cushion.on_transmit == self._transmit:
             self.cushion.on_transmit = None
 
