@@ -9,7 +9,7 @@ import pytest
 
 from controller.device import Device
 from controller.errors import DeviceError
-from controller.events import AllOff, DeviceReset, Event, SessionEnded, SessionStarted
+from controller.events import AllOff, DeviceReset, Event, Fault, SessionEnded, SessionStarted
 from controller.limits import DEFAULT_LIMITS
 from controller.runner import RunOptions, run_program
 from controller.session import EXIT_SAFETY, Session
@@ -20,6 +20,7 @@ from controller.transports.sim import SimTransport
 from firmware_profiles import load_profile
 from firmware_profiles.commands import SetAll, SetZone, Stop
 from hil.cushion import SimulatedCushion
+from hil.faults import FaultSchedule, apply_schedule
 from hil.ptylink import PtyLink
 from hil.vtime import run_virtual
 from protocols import load_program
@@ -291,3 +292,53 @@ def test_a_second_controller_cannot_open_a_port_in_use() -> None:
             await again.close()
 
     asyncio.run(main())
+
+
+def test_a_refused_command_is_followed_by_the_whole_state_again() -> None:
+    # After a nak nothing is known about what the cushion holds: the next update resends
+    # every zone, not only the changed ones. (Here the cushion refuses those too: three in a
+    # row end the session, exit 3, with everything off.)
+    async def during(session: Session, cushion: SimulatedCushion) -> None:
+        await advance(600)
+        apply_schedule(
+            cushion,
+            FaultSchedule.of(
+                {"kind": "nak", "after": "command:SetZone", "at_s": 0, "duration_s": 0.2}
+            ),
+        )
+
+    run = simulate("lumbar-classic", "lp4-ascii", during=during)
+    rec = run.cushion.recorder
+    first_nak = next(e.t for e in rec.of("reply") if e.detail.kind == "nak")
+    resent = [
+        e.detail for e in rec.of("command") if e.t > first_nak and isinstance(e.detail, SetZone)
+    ]
+    running = [z for z, level in enumerate(run.sent[-1].levels) if level]
+    assert {c.zone for c in resent} >= set(running) and len(running) >= 2
+    assert sum(1 for f in run.of(Fault) if "refused" in f.message) == 2
+    assert run.result.exit_code == 3 and "refused 3 commands" in run.result.message
+    rec.assert_all_off_at_end()
+
+
+def test_three_refusals_in_a_row_end_the_session_with_exit_3() -> None:
+    async def during(session: Session, cushion: SimulatedCushion) -> None:
+        await advance(600)
+        apply_schedule(cushion, FaultSchedule.of({"kind": "nak", "at_s": 0}))
+
+    run = simulate("lumbar-classic", "vb6-binary", during=during)
+    assert run.result.exit_code == 3 and "refused 3 commands" in run.result.message
+    run.cushion.recorder.assert_all_off_at_end()
+
+
+def test_three_unreadable_replies_end_the_session_with_exit_3() -> None:
+    async def during(session: Session, cushion: SimulatedCushion) -> None:
+        await advance(600)
+        cushion.faults.garble_replies = True
+
+    run = simulate("lumbar-classic", "vb6-binary", during=during)
+    # Three unreadable acks in a row, or a status that never arrives readable: both mean
+    # the cushion cannot be understood, whichever comes first.
+    assert run.result.exit_code == 3
+    assert "garbage" in run.result.message or "did not answer" in run.result.message
+    assert [f for f in run.of(Fault) if "unreadable" in f.message]
+    assert not any(run.cushion.state.commanded)  # the stop still went through
