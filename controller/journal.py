@@ -7,35 +7,35 @@ is public and versioned (`PRAGMA user_version`); docs/journal.md describes it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import math
 import os
 import sqlite3
-import sys
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from controller.events import (
-    AllOff,
-    DeviceReset,
-    LinkDown,
-    Paused,
-    SessionEnded,
-    SessionStarted,
-    SetpointSent,
+# Public names defined in the modules below are re-exported here (`X as X`), so existing
+# `from controller.journal import ...` lines keep working.
+from controller.journal_live import (
+    _WAL_AUTOCHECKPOINT_PAGES,
+    _Checkpointer,
+    _drop_lock,
+    _owner_dead,
+    _take_lock,
 )
+from controller.journal_live import BUSY_TIMEOUT_S as BUSY_TIMEOUT_S
+from controller.journal_live import CHECKPOINT_EVENTS as CHECKPOINT_EVENTS
+from controller.journal_live import CHECKPOINT_S as CHECKPOINT_S
+from controller.journal_recorder import INTERRUPTED as INTERRUPTED
+from controller.journal_recorder import SessionRecorder, Tally, _now, _transaction
+from controller.journal_schema import _MIGRATIONS, SCHEMA_VERSION
+from controller.journal_schema import APPLICATION_ID as APPLICATION_ID
 from protocols.errors import InputError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
     from types import TracebackType
-
-    from controller.events import Event
 
 __all__ = [
     "ENV_VAR",
@@ -54,20 +54,6 @@ logger = logging.getLogger(__name__)
 
 ENV_VAR = "CUSHION_JOURNAL"
 """Environment variable naming the journal file (overrides the user data folder)."""
-
-APPLICATION_ID = 0x43534A4E  # "CSJN" in the SQLite header: this file is a Cushion journal
-INTERRUPTED = "interrupted"
-BUSY_TIMEOUT_S = 1.0
-"""How long a write waits for another process's write (each holds the lock for one event)."""
-
-CHECKPOINT_EVENTS = 250
-"""A recording journal copies its WAL into the database after this many events (about
-750 pages, under SQLite's default of 1,000), on its own thread..."""
-CHECKPOINT_S = 30.0
-"""...or after this many seconds, whichever comes first."""
-_WAL_AUTOCHECKPOINT_PAGES = 4_000  # a backstop only (16 MB of WAL): the thread does the work
-
-_OFF_EVENTS = (AllOff, Paused, LinkDown, DeviceReset, SessionEnded)
 
 
 class JournalError(InputError):
@@ -88,88 +74,6 @@ def is_simulated(endpoint: str) -> bool:
     """True for a simulator moniker: `sim:...`, `sim+pty:...`, or `ble:...?sim=1`."""
     scheme, _, rest = endpoint.partition(":")
     return scheme.startswith("sim") or "sim=1" in rest.partition("?")[2].split("&")
-
-
-# --- the schema and its migrations -------------------------------------------------------
-
-_V1 = """
-CREATE TABLE sessions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    program TEXT NOT NULL,
-    profile TEXT NOT NULL,
-    endpoint TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    ended_at TEXT,
-    outcome TEXT,
-    exit_code INTEGER,
-    peak_intensity REAL NOT NULL DEFAULT 0,
-    at_intensity_s REAL NOT NULL DEFAULT 0,
-    screening_skipped INTEGER NOT NULL DEFAULT 0,
-    sparing INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE events (
-    id INTEGER PRIMARY KEY,
-    session_id INTEGER NOT NULL REFERENCES sessions (id),
-    t_s REAL NOT NULL,
-    kind TEXT NOT NULL,
-    payload TEXT NOT NULL
-);
-CREATE INDEX events_by_session ON events (session_id, id);
-"""
-
-
-_V2 = """
-ALTER TABLE sessions ADD COLUMN simulated INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE sessions ADD COLUMN planned_s REAL;
-ALTER TABLE sessions ADD COLUMN last_t_s REAL NOT NULL DEFAULT 0;
-ALTER TABLE sessions ADD COLUMN dose TEXT NOT NULL DEFAULT '{}';
-CREATE INDEX sessions_by_outcome ON sessions (outcome, program);
-UPDATE sessions SET simulated = 1
-    WHERE endpoint LIKE 'sim%' OR endpoint LIKE '%?sim=1%' OR endpoint LIKE '%&sim=1%';
-"""
-
-
-def _script(conn: sqlite3.Connection, script: str) -> None:
-    # Statement by statement: executescript() would commit the migration's transaction.
-    for statement in script.split(";"):
-        if statement.strip():
-            conn.execute(statement)
-
-
-def _migrate_to_1(conn: sqlite3.Connection) -> None:
-    _script(conn, _V1)
-
-
-def _migrate_to_2(conn: sqlite3.Connection) -> None:
-    """Add simulated, planned_s, last_t_s and dose; fill them in from the stored events."""
-    _script(conn, _V2)
-    for (session_id,) in conn.execute("SELECT id FROM sessions").fetchall():
-        tally = Tally()
-        rows = conn.execute(
-            "SELECT t_s, kind, payload FROM events WHERE session_id = ? ORDER BY id",
-            (session_id,),
-        )
-        for t_s, kind, payload in rows:
-            tally.add_stored(t_s, kind, json.loads(payload))
-        conn.execute(
-            "UPDATE sessions SET planned_s = ?, last_t_s = ?, dose = ?, peak_intensity = ?, "
-            "at_intensity_s = ? WHERE id = ?",
-            (
-                tally.planned_s,
-                tally.last_t_s,
-                json.dumps(tally.dose, separators=(",", ":")),
-                tally.peak_intensity,
-                tally.at_intensity_s,
-                session_id,
-            ),
-        )
-
-
-# _MIGRATIONS[n] turns a version-n file into version n+1, inside the transaction that also
-# sets user_version. Append only; never edit a step that has shipped (docs/journal.md).
-_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_1, _migrate_to_2]
-SCHEMA_VERSION = len(_MIGRATIONS)
-"""The format version this code writes (and the newest it reads)."""
 
 
 # --- values --------------------------------------------------------------------------------
@@ -228,237 +132,8 @@ class EventRow:
     payload: dict[str, Any]
 
 
-def _fraction(x: Any) -> float:
-    try:
-        value = float(x)
-    except (TypeError, ValueError):
-        return 0.0
-    return min(1.0, max(0.0, value)) if math.isfinite(value) else 0.0
-
-
-_OFF_KINDS = frozenset({"all_off", "paused", "link_down", "device_reset", "session_ended"})
-
-
-@dataclass(slots=True)
-class Tally:
-    """A session's totals, fed one event at a time (in session-time order).
-
-    Outputs hold each SetpointSent's intensities until the next setpoint, or until an
-    all-off, pause, link loss, device reset or session end switches them off.
-    `at_intensity_s` counts the time any zone is above 0; `dose` is, per zone, the time
-    integral of intensity squared (seconds at full intensity); `peak_intensity` is the
-    highest zone intensity sent (0..1).
-    """
-
-    peak_intensity: float = 0.0
-    at_intensity_s: float = 0.0
-    last_t_s: float = 0.0
-    planned_s: float | None = None
-    dose: dict[str, float] = field(default_factory=dict)
-    zones: tuple[str, ...] = ()
-    _levels: tuple[float, ...] = ()
-    _since_s: float = 0.0
-
-    def add(self, event: Event) -> None:
-        """Account for one event."""
-        if isinstance(event, SetpointSent):
-            self._step(event.t_s, levels=event.intensity)
-        elif isinstance(event, SessionStarted):
-            self._step(event.t_s, zones=event.zones, planned_s=event.duration_s)
-        else:
-            self._step(event.t_s, off=isinstance(event, _OFF_EVENTS))
-
-    def add_stored(self, t_s: float, kind: str, payload: dict[str, Any]) -> None:
-        """Account for one event as the journal stores it (kind and JSON fields)."""
-        if kind == "setpoint":
-            self._step(t_s, levels=payload.get("intensity") or ())
-        elif kind == "session_started":
-            duration = payload.get("duration_s")
-            self._step(
-                t_s,
-                zones=tuple(str(z) for z in payload.get("zones") or ()),
-                planned_s=float(duration) if isinstance(duration, int | float) else None,
-            )
-        else:
-            self._step(t_s, off=kind in _OFF_KINDS)
-
-    def _step(
-        self,
-        t_s: float,
-        *,
-        levels: Sequence[Any] | None = None,
-        zones: tuple[str, ...] | None = None,
-        planned_s: float | None = None,
-        off: bool = False,
-    ) -> None:
-        t_s = t_s if math.isfinite(t_s) else self.last_t_s
-        dt = t_s - self._since_s
-        if dt > 0 and any(x > 0 for x in self._levels):
-            self.at_intensity_s += dt
-            for i, x in enumerate(self._levels):
-                if x > 0:
-                    zone = self.zones[i] if i < len(self.zones) else str(i)
-                    self.dose[zone] = self.dose.get(zone, 0.0) + x * x * dt
-        self._since_s = max(self._since_s, t_s)
-        self.last_t_s = max(self.last_t_s, t_s)
-        if zones is not None:
-            self.zones = zones
-            self.planned_s = planned_s
-        if levels is not None:
-            self._levels = tuple(_fraction(x) for x in levels)
-            self.peak_intensity = max(self.peak_intensity, *self._levels, 0.0)
-        elif off:
-            self._levels = ()
-
-
-def _kind(event: Event) -> str:
-    try:
-        return event.kind
-    except KeyError:  # an event class added without a JSON name
-        return type(event).__name__
-
-
-def _sanitise(value: Any) -> Any:
-    # JSON has no NaN or infinity; keep them readable instead of writing invalid JSON.
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dict):
-        return {str(k): _sanitise(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_sanitise(v) for v in value]
-    return value
-
-
-def _payload(event: Event) -> str:
-    data = event.to_json()
-    data.pop("kind", None)
-    data.pop("t_s", None)
-    try:
-        return json.dumps(data, separators=(",", ":"), allow_nan=False, default=str)
-    except ValueError:
-        return json.dumps(_sanitise(data), separators=(",", ":"), allow_nan=False, default=str)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
 def _when(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
-
-
-@contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    # IMMEDIATE takes the write lock up front, so a busy database waits (busy_timeout)
-    # instead of failing half-way when a read would have to become a write.
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-        raise
-
-
-# --- the live-session lock -----------------------------------------------------------------
-# A running session holds an advisory lock on its own small file; the kernel drops it when
-# the process dies, however it dies. On open, a session with no end whose lock can be taken
-# belongs to a dead process and is marked interrupted; one whose lock is held is running in
-# another process and is left alone.
-
-if sys.platform == "win32":  # pragma: no cover - no flock; see docs/journal.md
-
-    def _take_lock(folder: Path, session_id: int) -> int | None:
-        return None
-
-    def _owner_dead(folder: Path, session_id: int) -> bool:
-        return True
-
-else:
-    import fcntl
-
-    def _take_lock(folder: Path, session_id: int) -> int | None:
-        fd = os.open(folder / str(session_id), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
-
-    def _owner_dead(folder: Path, session_id: int) -> bool:
-        try:
-            fd = os.open(folder / str(session_id), os.O_RDWR)
-        except FileNotFoundError:
-            # The lock file exists before the session row is committed and is removed only
-            # after its end is committed, so a row with no end and no file has no owner.
-            return True
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        finally:
-            os.close(fd)
-        return True
-
-
-def _drop_lock(folder: Path, session_id: int, fd: int | None) -> None:
-    with contextlib.suppress(OSError):
-        (folder / str(session_id)).unlink()
-    if fd is not None:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-
-
-class _Checkpointer:
-    """Copies the WAL into the database file when poked or every `interval_s`, on its own
-    thread.
-
-    A checkpoint syncs the files to disk (milliseconds, more on an SD card); left to SQLite's
-    automatic checkpoint it would run inside whichever commit crosses the threshold, that
-    is, on the event loop that is driving the cushion. A PASSIVE checkpoint never takes the
-    writer's lock, and a kill in the middle of one loses nothing (the WAL is still there).
-    It runs once per few hundred events, not every second: while its sync is under way,
-    the loop's next commit can still wait for the disk (measured in docs/journal.md).
-    """
-
-    def __init__(self, path: Path, interval_s: float) -> None:
-        self.path = path
-        self.interval_s = interval_s
-        self._wake = threading.Event()
-        self._stop = False
-        self._thread = threading.Thread(
-            target=self._run, name="cushion-journal-checkpoint", daemon=True
-        )
-        self._thread.start()
-
-    def poke(self) -> None:
-        """Ask for a checkpoint now (returns at once)."""
-        self._wake.set()
-
-    def _run(self) -> None:
-        try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        except sqlite3.Error as exc:
-            logger.warning("journal %s: no checkpoint thread (%s)", self.path, exc)
-            return
-        with contextlib.closing(conn):
-            while True:
-                self._wake.wait(self.interval_s)
-                self._wake.clear()
-                if self._stop:
-                    return
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error as exc:  # busy or failing: SQLite's backstop remains
-                    logger.debug("journal %s: checkpoint skipped (%s)", self.path, exc)
-
-    def stop(self) -> None:
-        """Stop the thread and wait for it (at most one checkpoint)."""
-        self._stop = True
-        self._wake.set()
-        self._thread.join()
 
 
 # --- the journal ---------------------------------------------------------------------------
@@ -831,118 +506,3 @@ def _session(r: sqlite3.Row) -> SessionRow:
         last_t_s=r["last_t_s"],
         dose=json.loads(r["dose"]),
     )
-
-
-@dataclass(eq=False)
-class SessionRecorder:
-    """Writes one session's events; an `Emit` consumer (call it with each event).
-
-    Each event is one committed transaction together with the session row's totals, so the
-    row always agrees with its events. A journal failure is logged once and disables the
-    recorder (`error` says why); it never raises into the session.
-    """
-
-    journal: Journal
-    id: int = 0
-    error: str | None = None
-    tally: Tally = field(default_factory=Tally)
-    _lock: int | None = None
-    _done: bool = False
-
-    def __call__(self, event: Event) -> None:
-        self.record(event)
-
-    @property
-    def active(self) -> bool:
-        """True while events are being written."""
-        return not self._done and self.error is None
-
-    def record(self, event: Event) -> None:
-        """Write one event (and, for SessionEnded, the session's outcome and exit code)."""
-        if not self.active:
-            return
-        try:
-            self._write(event)
-        except Exception as exc:
-            self._disable(exc)
-
-    def _write(self, event: Event) -> None:
-        conn = self.journal._conn
-        self.tally.add(event)
-        t = self.tally
-        sets = "peak_intensity = ?, at_intensity_s = ?, last_t_s = ?, dose = ?"
-        args: list[Any] = [
-            t.peak_intensity,
-            t.at_intensity_s,
-            t.last_t_s,
-            json.dumps(t.dose, separators=(",", ":")),
-        ]
-        if isinstance(event, SessionStarted):
-            sets += ", program = ?, profile = ?, endpoint = ?, planned_s = ?"
-            args += [event.program, event.profile, event.endpoint, t.planned_s]
-        elif isinstance(event, SessionEnded):
-            sets += ", ended_at = ?, outcome = ?, exit_code = ?"
-            args += [_now(), event.outcome, event.exit_code]
-        with _transaction(conn):
-            conn.execute(
-                "INSERT INTO events (session_id, t_s, kind, payload) VALUES (?, ?, ?, ?)",
-                (self.id, event.t_s, _kind(event), _payload(event)),
-            )
-            conn.execute(f"UPDATE sessions SET {sets} WHERE id = ?", (*args, self.id))
-        journal = self.journal
-        journal._written += 1
-        if journal._written % CHECKPOINT_EVENTS == 0 and journal._checkpointer is not None:
-            journal._checkpointer.poke()
-
-    def end(self, outcome: str | None = None, exit_code: int | None = None) -> None:
-        """Finish the session: record `outcome` and `exit_code` if given, else keep what
-        SessionEnded recorded, else mark it interrupted. Later events are not recorded."""
-        if self._done:
-            return
-        self._done = True
-        try:
-            if self.error is None and self.id:
-                conn = self.journal._conn
-                with _transaction(conn):
-                    if outcome is not None:
-                        conn.execute(
-                            "UPDATE sessions SET outcome = ?, exit_code = ?, "
-                            "ended_at = coalesce(ended_at, ?) WHERE id = ?",
-                            (outcome, exit_code, _now(), self.id),
-                        )
-                    else:
-                        conn.execute(
-                            "UPDATE sessions SET outcome = ?, exit_code = NULL "
-                            "WHERE id = ? AND outcome IS NULL",
-                            (INTERRUPTED, self.id),
-                        )
-        except Exception as exc:
-            self._disable(exc)
-        finally:
-            if self.id:
-                # Only after the end is committed: while its lock is held, no other process
-                # takes the session for a dead one.
-                _drop_lock(self.journal._live, self.id, self._lock)
-                self._lock = None
-            with contextlib.suppress(ValueError):
-                self.journal._recorders.remove(self)
-            if not self.journal._recorders:
-                self.journal._stop_checkpoints()
-
-    def __enter__(self) -> SessionRecorder:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.end()
-
-    def _disable(self, exc: BaseException) -> None:
-        if self.error is None:
-            self.error = f"{type(exc).__name__}: {exc}"
-            self.journal._failure = self.journal._failure or self.error
-            logger.error(
-                "session journal %s failed; this session is no longer recorded: %s",
-                self.journal.path,
-                self.error,
-            )
