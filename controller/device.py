@@ -62,6 +62,9 @@ _REAL_REPLY_FLOOR_S = 0.1
 # Stay this far under the device's update rate: USB adapters and radios bunch frames up.
 _RATE_MARGIN = 1.1
 _REAL_JITTER_S = 0.002
+# On a sped-up simulator clock, renew leases this much real time earlier than half-life: a
+# renewal 5 ms late in real time is half a second late at --speed 100, and the lease lapses.
+_REAL_LEASE_MARGIN_S = 0.01
 
 class Device:
     """Facade over one cushion: clamp, quantise, coalesce, keep alive, and stop first."""
@@ -101,7 +104,7 @@ class Device:
         self._ceiling = RampCeiling(limits.ramp_per_s)
         self._binding: set[int] = set()
         self._last_update_t = float("-inf")
-        self.replies = ReplyBook(self._n, profile.limits.reply_timeout_s)
+        self.replies = ReplyBook(self._n, profile.limits.reply_timeout_s, profile.intensity.min)
         self._acks = bool(profile.limits.ack_every_command)
         self._polls = profile.supports("query") and profile.supports("status")
         self._opened = False
@@ -146,6 +149,11 @@ class Device:
             _RATE_MARGIN / self.profile.limits.max_update_hz + _REAL_JITTER_S * speed
         )
         self._stepper.min_interval = self._watch.retry_s = self._min_interval
+        lease = self.profile.limits.lease_s
+        if lease and speed > 1:
+            self._absolute.renew_after_s = max(
+                self._min_interval, lease / 2 - _REAL_LEASE_MARGIN_S * speed
+            )
         async with contextlib.AsyncExitStack() as undo:
             await self.link.open()
             undo.push_async_callback(self.link.close)  # a half-done open is unwound
@@ -393,8 +401,17 @@ class Device:
         if sent is None or self._halted or serial != self._sent_serial:
             return  # nothing to compare, or the outputs changed while the query was out
         evidence = self.replies.mismatch(sent.levels, sent.frequency, sent.heat)
-        if evidence is not None:
-            await self._device_reset(evidence)
+        if evidence is None:
+            return
+        if self.replies.lapsed(sent.levels):
+            # Some zones fell to off, the rest hold: their leases ran out on the cushion (a
+            # renewal came late). Not a restart, but those zones must not leap back up.
+            self.emit(Fault(self._t(), f"{evidence}: a lease ran out; ramping up again"))
+            self._ceiling.reset(asyncio.get_running_loop().time())
+            self._sent = None  # resend every zone, under the ceiling from zero
+            self._poke()
+            return
+        await self._device_reset(evidence)
 
     async def _device_reset(self, evidence: str) -> None:
         """Handle a cushion that restarted: all-off, ceiling from zero, tell the session."""

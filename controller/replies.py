@@ -18,8 +18,9 @@ NAKS_BEFORE_FAULT = 3
 class ReplyBook:
     """Counts what the cushion owes and what it said; raises when it stops making sense."""
 
-    def __init__(self, zones: int, reply_timeout_s: float) -> None:
+    def __init__(self, zones: int, reply_timeout_s: float, off_level: int = 0) -> None:
         self.reply_timeout_s = reply_timeout_s
+        self.off_level = off_level
         self.pending: deque[float] = deque()  # send times of frames still owed an ack
         self.status: dict[str, int] | None = None
         self.status_event = asyncio.Event()
@@ -113,6 +114,16 @@ class ReplyBook:
             if value is not None and shown >= 0 and shown != value:
                 return f"status shows {name} {shown}, the controller sent {value}"
         return None
+
+    def lapsed(self, levels: tuple[int, ...]) -> bool:
+        """Tell whether the status shows only some zones off that were sent on (leases ran
+        out), with every other zone as sent: not a restart, which loses them all."""
+        shown = self.reported_levels(len(levels))
+        if shown is None or "level" in (self.status or {}):
+            return False  # one level for all zones cannot show a single lapsed lease
+        off = [z for z, (a, b) in enumerate(zip(shown, levels, strict=True)) if a != b]
+        held = [z for z, (a, b) in enumerate(zip(shown, levels, strict=True)) if a == b and b]
+        return bool(off and held) and all(shown[z] == self.off_level for z in off)
 
     async def acked(self, count: int, within_s: float) -> bool:
         """Wait until `count` acks have arrived in all; False if not within `within_s`."""
