@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
+from controller.fallback import deadman_warning
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -71,6 +73,7 @@ def plan_json(
         ],
         "notes": timeline.notes,
         "peak": round(timeline.peak(), 4),
+        "dead_man": deadman_warning(profile),
     }
 
 
@@ -110,6 +113,9 @@ def print_plan(
             console.print(f"  (and {hidden} more of the same kinds)")
     for note in timeline.notes:
         console.print(f"[dim]note: {note}[/]")
+    warning = deadman_warning(profile)
+    if warning:
+        console.print(f"[bold yellow]warning:[/] {warning}")
 
 
 def plot_plan(timeline: Timeline, profile: Profile, path: Path) -> None:

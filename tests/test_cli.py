@@ -194,3 +194,12 @@ def test_listing_checking_and_schema() -> None:
         assert done.returncode == 0, (args, done.stderr)
     schema = json.loads(cushion("profile", "schema").stdout)
     assert "properties" in schema
+
+
+def test_plan_says_when_a_dead_controller_cannot_stop_the_cushion() -> None:
+    stepper = cushion("plan", "lumbar-short", "--profile", "remote-stepper", "--json")
+    assert stepper.returncode == 0, stepper.stderr
+    warning = json.loads(stepper.stdout)["dead_man"]
+    assert "cannot be stopped" in warning and "15 minutes" in warning
+    leased = cushion("plan", "lumbar-short", "--profile", "lp4-ascii", "--json")
+    assert json.loads(leased.stdout)["dead_man"] is None
