@@ -4,11 +4,15 @@ Timers (``call_at``, ``asyncio.sleep``, ``wait_for``) fire in order at their vir
 so a 30-minute session runs in milliseconds and deterministically. Real file descriptors
 are still polled (with timeout 0), so a pty works, but then time races the real I/O:
 use the real clock for pty tests.
+
+`ScaledTimeLoop` runs the real clock sped up (``cushion run --speed N``); a stall of the host
+passes on it at real time rather than N times faster (see the class).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import selectors
 import time
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -87,22 +91,70 @@ class ScaledSelector(WrappedSelector):
     def __init__(self, real: selectors.BaseSelector, speed: float) -> None:
         super().__init__(real)
         self._speed = speed
+        self.clock: ScaledTimeLoop | None = None  # told how long each wait was meant to be
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         """Wait 1/speed of the loop-clock timeout in real time."""
-        return self._real.select(None if timeout is None else timeout / self._speed)
+        real = None if timeout is None else timeout / self._speed
+        if self.clock is not None:
+            self.clock.granting(math.inf if real is None else real)
+        return self._real.select(real)
+
+
+# On a scaled clock, the stretch of any one real gap between two readings of the clock, beyond
+# the wait the loop asked for, that still runs at `speed` (s, real time). Both sides of the
+# wire already allow this much real jitter times the speed (controller.device._REAL_JITTER_S,
+# hil.firmware._ARRIVAL_JITTER_S); the rest of a longer stall runs at real time.
+STALL_S = 0.002
 
 
 class ScaledTimeLoop(asyncio.SelectorEventLoop):
-    """An event loop whose clock runs `speed` times faster than real time (simulator only)."""
+    """An event loop whose clock runs `speed` times faster than real time (simulator only).
 
-    def __init__(self, speed: float) -> None:
-        super().__init__(ScaledSelector(selectors.DefaultSelector(), speed))
+    The clock runs at `speed` while the loop waits for its next timer, and through short gaps
+    (up to `stall_s` of real time each). Time the loop loses to a stall beyond that, when the
+    host is loaded (the process is not scheduled, a thread holds the GIL, a callback is slow),
+    passes at real time: a 100 ms stall at speed 26 is 100 ms on the loop clock, not 2.6 s.
+    A real device sees a stalled controller's gap in real time too; at 26x a 100 ms stall would
+    otherwise look like a controller silent for 2.6 s (leases lapse, replies "time out", frames
+    read late look too close together) to a simulator that shares its loop and was just as
+    stalled. So a loaded host slows the sped-up run down a little instead of failing it;
+    `slipped_s` says by how much (s of real time that ran at real rate).
+    """
+
+    def __init__(self, speed: float, *, stall_s: float = STALL_S) -> None:
+        # poll(2), not epoll: polling a pty makes the kernel hand over input still queued for
+        # its flush worker (n_tty_poll -> tty_buffer_flush_work), while epoll only waits for
+        # that worker's wake-up, which a loaded host left unscheduled for 100-260 ms in
+        # bench/first_run.py: frames the controller wrote reached the simulator together,
+        # after its reply time-out or the cushion's lease. A handful of fds: poll is cheap.
+        selector = ScaledSelector(selectors.PollSelector(), speed)
+        super().__init__(selector)
         self.speed = speed
+        self.stall_s = stall_s
+        self.slipped_s = 0.0
+        self._last = time.monotonic()
+        self._offset = 0.0  # loop time = monotonic * speed - offset
+        self._grant = 0.0  # real seconds of the coming gap that are a wait the loop asked for
+        selector.clock = self
+
+    def granting(self, wait_s: float) -> None:
+        """Note that the loop is about to wait up to ``wait_s`` (real s) for I/O or a timer."""
+        self.time()  # the gap so far is judged without this grant
+        self._grant = wait_s
 
     def time(self) -> float:
-        """Return scaled monotonic time in seconds."""
-        return time.monotonic() * self.speed
+        """Return scaled monotonic time in seconds; stalls beyond `stall_s` pass at real rate."""
+        now = time.monotonic()
+        gap = now - self._last
+        self._last = now
+        allowed = self._grant + self.stall_s
+        self._grant = 0.0
+        if gap > allowed:
+            lost = gap - allowed
+            self.slipped_s += lost
+            self._offset += lost * (self.speed - 1.0)
+        return now * self.speed - self._offset
 
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
