@@ -361,7 +361,9 @@ def time_to_zero(rec: Recorder, t_fault: float) -> float | None:
                 return 0.0
         if event.kind != "level":
             continue
-        zone, level = event.detail  # type: ignore[misc]
+        detail = event.detail
+        assert isinstance(detail, tuple)
+        zone, level = detail
         levels[zone] = level
         if begun and all(lv == off for lv in levels):
             return max(0.0, event.t - t_fault)
