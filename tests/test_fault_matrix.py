@@ -464,8 +464,8 @@ _RESET_MISSED = (
 _IGNORED_MISSED = (
     "controller: a cushion that acks but ignores commands is noticed only by a status poll "
     "while the outputs hold still; during the final ramp-down they never do, so the session "
-    "ends 'done' (exit 0) with the all-off acked and reported confirmed while the outputs "
-    "stay on until the cushion's lease or watchdog lets go"
+    "ends 'done' (exit 0, not 4) with the ignored all-off reported confirmed; the outputs "
+    "hold their level until the cushion's lease or watchdog lets go"
 )
 
 
