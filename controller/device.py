@@ -392,7 +392,8 @@ class Device:
         """Ask for a status; a restarted cushion shows levels it was not sent."""
         serial, losses = self._sent_serial, self.link.losses
         try:
-            await self._stepper.query()
+            if not await self._stepper.query():
+                return  # not written: the link is down, and its loss is handled elsewhere
         except DeviceTimeout:
             if self.link.losses != losses or not self.link.up.is_set() or self._closing:
                 return  # the link dropped meanwhile: the reconnect, not a timeout, handles it
@@ -490,7 +491,8 @@ class Device:
         if self._polls and self._sent is not None and self._tasks is not None:
             # Presses move from where the cushion is: one that restarted would be walked
             # straight back up to the old level. Look first.
-            await self._stepper.query()
+            if not await self._stepper.query():
+                return  # the link is down: nothing to press on
             sent = self._sent
             evidence = self.replies.mismatch(sent.levels, sent.frequency, sent.heat)
             if evidence is not None:

@@ -78,7 +78,8 @@ class SteppingWriter:
             await self.send(Press(button))
             if not self._has_query:
                 return
-            await self.query()
+            if not await self.query():
+                return  # the link went down: the reconnect starts from a fresh status
             if self.replies.known(field, -1) != before:
                 return
             # The status proves the press was lost, so pressing again is not a blind repeat.
@@ -87,11 +88,16 @@ class SteppingWriter:
             hint="Check that the profile's button frames match this remote.",
         )
 
-    async def query(self) -> None:
-        """Ask for a status and wait for it (`DeviceTimeout` if none comes in time)."""
+    async def query(self) -> bool:
+        """Ask for a status and wait for it (`DeviceTimeout` if none comes in time).
+
+        Returns False at once when the question could not be written (the link is down):
+        a status that was never asked for is no cushion's silence.
+        """
         replies = self.replies
         replies.status_event.clear()
-        await self.send(Query())
+        if not await self.send(Query()):
+            return False
         try:
             await asyncio.wait_for(replies.status_event.wait(), replies.reply_timeout_s)
         except TimeoutError as exc:
@@ -100,3 +106,4 @@ class SteppingWriter:
                 f"{replies.reply_timeout_s:g} s.",
                 hint="Check the link and that the profile's status reply matches the device.",
             ) from exc
+        return True

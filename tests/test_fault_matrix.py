@@ -469,17 +469,7 @@ _IGNORED_MISSED = (
 )
 
 
-_POLL_DURING_OUTAGE = (
-    "controller bug (reported): a status poll that falls due while a radio link is down "
-    "writes nothing (the link is down) but still waits for the status; when the link is back "
-    "before that wait ends, the missing answer counts as the cushion's: exit 3 'did not answer "
-    "a status request' after a clean reconnect (timing: about one cell in three)"
-)
-
-
 def _marks(link: str, kind: str, point: str) -> list[pytest.MarkDecorator]:
-    if kind == "hang_up" and link == "ble":
-        return [pytest.mark.xfail(strict=False, reason=_POLL_DURING_OUTAGE)]
     if kind == "reset" and point != "paused":
         return [pytest.mark.xfail(strict=False, reason=_RESET_MISSED)]
     if kind == "ignore_commands" and point == "ramp-down":
