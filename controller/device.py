@@ -465,7 +465,7 @@ class Device:
         old = self._sent
         if old is None or target.levels != old.levels:
             self._sent_serial += 1
-        await self._absolute.write(target, old, self._loop_time())
+        await self._absolute.write(target, old, asyncio.get_running_loop().time())
         if self._halted:
             return  # a halt overtook this update while it was being written
         self._sent = target
@@ -483,7 +483,7 @@ class Device:
             await self._poll()
             if self._halted or self._sent is not target:
                 return
-        await self._absolute.renew(target.levels, self._loop_time())
+        await self._absolute.renew(target.levels, asyncio.get_running_loop().time())
 
     async def _apply_stepping(self, target: Target) -> None:
         """Walk a button-style cushion to the target one confirmed press at a time."""
@@ -590,9 +590,6 @@ class Device:
 
     def _sent_levels(self) -> tuple[int, ...]:
         return self._sent.levels if self._sent is not None else ()
-
-    def _loop_time(self) -> float:
-        return asyncio.get_running_loop().time()
 
     def _t(self) -> float:
         return asyncio.get_running_loop().time() - self.origin
