@@ -123,11 +123,12 @@ class ScaledTimeLoop(asyncio.SelectorEventLoop):
     """
 
     def __init__(self, speed: float, *, stall_s: float = STALL_S) -> None:
-        # poll(2), not epoll: polling a pty makes the kernel hand over input still queued for
-        # its flush worker (n_tty_poll -> tty_buffer_flush_work), while epoll only waits for
-        # that worker's wake-up, which a loaded host left unscheduled for 100-260 ms in
-        # bench/first_run.py: frames the controller wrote reached the simulator together,
-        # after its reply time-out or the cushion's lease. A handful of fds: poll is cheap.
+        # poll(2), not epoll: with epoll, on a loaded 2-core host, frames the controller wrote
+        # to the pty reached the simulator 100-260 ms late and together (bench/first_run.py,
+        # docs/benchmarks.md), past the reply time-out and the cushion's lease at 26x; with
+        # poll none did. Likely why: polling a pty with nothing ready waits for input queued
+        # for the kernel's flush worker (n_tty_poll -> tty_buffer_flush_work), epoll waits
+        # for that worker's wake-up. A handful of fds: poll is cheap.
         selector = ScaledSelector(selectors.PollSelector(), speed)
         super().__init__(selector)
         self.speed = speed
