@@ -7,6 +7,7 @@ absolute deadlines, so swapping the loop swaps the clock for all of them at once
 from __future__ import annotations
 
 import asyncio
+import selectors
 from typing import TYPE_CHECKING
 
 # The scaled and virtual clocks are the simulator's; the controller only picks one.
@@ -32,10 +33,21 @@ SPIN_MARGIN_S = 0.002
 def loop_factory(speed: float | None) -> Callable[[], asyncio.AbstractEventLoop]:
     """Return a factory for the loop of a run: real (None or 1), scaled (N) or virtual (inf)."""
     if speed is None or speed == 1:
-        return asyncio.new_event_loop
+        return _real_time_loop
     if speed == float("inf"):
         return VirtualTimeLoop
     return lambda: ScaledTimeLoop(speed)
+
+
+def _real_time_loop() -> asyncio.AbstractEventLoop:
+    """Return a standard loop that waits with poll(2) rather than epoll.
+
+    On a loaded host, epoll left bytes written to a pty in the kernel for 100-260 ms where
+    poll did not (measured for the sped-up simulator, see hil.vtime.ScaledTimeLoop and
+    docs/benchmarks.md); the real clock uses the same selector. A handful of fds: poll is
+    cheap. Not measured on a USB serial adapter.
+    """
+    return asyncio.SelectorEventLoop(selectors.PollSelector())
 
 
 def is_real_time(loop: asyncio.AbstractEventLoop) -> bool:
