@@ -46,18 +46,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from controller.device import Device  # noqa: E402
 from controller.limits import DEFAULT_LIMITS  # noqa: E402
-from controller.runner import plan  # noqa: E402
-from controller.session import Session  # noqa: E402
-from controller.transports.base import Endpoint  # noqa: E402
-from controller.transports.sim import SimTransport  # noqa: E402
 from firmware_profiles import load_profile  # noqa: E402
 from hil.cushion import SimulatedCushion  # noqa: E402
-from hil.faults import FAULT_KINDS, FaultSchedule, apply_schedule  # noqa: E402
+from hil.faults import FAULT_KINDS, FaultSchedule  # noqa: E402
 from hil.vtime import run_virtual  # noqa: E402
 from protocols import Program, load_program  # noqa: E402
 from tests.oracle import Check, Rules, violations  # noqa: E402
+from tests.support import play_under_faults  # noqa: E402
 
 PROFILES = ("lp4-ascii", "nus-text", "vb6-binary", "remote-stepper")
 PROGRAMS = ("lumbar-classic", "lumbar-short", "lumbar-osteochondrosis", "radiculitis-gentle")
@@ -171,30 +167,21 @@ async def _drive(
     """Run one session; return the cushion, outcome, exit code, leaked tasks, start time."""
     profile, program = load_profile(profile_name), load_program(program_name)
     limits = DEFAULT_LIMITS
-    timeline = plan(program, profile, limits)
     cushion = SimulatedCushion(profile)
     loop = asyncio.get_running_loop()
     start = loop.time()
     outcome, code = "raised", None
-    transport = SimTransport(Endpoint("sim", profile.name), profile, cushion)
-    apply_schedule(cushion, schedule)
     try:
-        async with Device(
-            transport,
+        result = await play_under_faults(
             profile,
+            program,
             limits,
-            emit=lambda e: None,
-            sparing=program.sparing,
-            reconnect=True,
-        ) as device:
-            session = Session(timeline, device, emit=lambda e: None, auto_resume=auto_resume)
-            runner = asyncio.create_task(session.run())
-            while not runner.done():
-                await asyncio.wait({runner}, timeout=RESUME_AFTER_S)
-                if session.paused:
-                    session.resume()
-            result = runner.result()
-            outcome, code = result.outcome, result.exit_code
+            cushion,
+            schedule,
+            auto_resume=auto_resume,
+            resume_after_s=RESUME_AFTER_S,
+        )
+        outcome, code = result.outcome, result.exit_code
     except Exception as exc:  # a device error that escaped the session: reported, not hidden
         outcome = f"raised {type(exc).__name__}"
     # The cushion's own time-outs end whatever a fault left on (a stepper has none).

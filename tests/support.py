@@ -16,6 +16,7 @@ from controller.transports.base import Endpoint
 from controller.transports.sim import SimTransport
 from firmware_profiles import Profile, load_profile
 from hil.cushion import SimulatedCushion
+from hil.faults import FaultSchedule, apply_schedule
 from hil.vtime import run_virtual
 from protocols import Program, load_program
 
@@ -88,3 +89,33 @@ def simulate(
 async def advance(seconds: float) -> None:
     """Let `seconds` pass on the running loop's clock (the virtual one here: no real wait)."""
     await asyncio.sleep(seconds)
+
+
+async def play_under_faults(
+    profile: Profile,
+    program: Program,
+    limits: SafetyLimits,
+    cushion: SimulatedCushion,
+    schedule: FaultSchedule,
+    *,
+    auto_resume: bool,
+    resume_after_s: float = 30.0,
+) -> SessionResult:
+    """Play a program on `cushion` (reconnecting) while `schedule` plays its faults.
+
+    A session that a fault paused is resumed after `resume_after_s`, as a user would.
+    """
+    timeline = plan(program, profile, limits)
+    transport = SimTransport(Endpoint("sim", profile.name), profile, cushion)
+    apply_schedule(cushion, schedule)
+    async with Device(
+        transport, profile, limits, emit=lambda e: None, sparing=program.sparing, reconnect=True
+    ) as device:
+        session = Session(timeline, device, emit=lambda e: None, auto_resume=auto_resume)
+        runner = asyncio.create_task(session.run())
+        while not runner.done():
+            await asyncio.wait({runner}, timeout=resume_after_s)
+            if session.paused:
+                session.resume()
+        return runner.result()
+

@@ -36,6 +36,7 @@ from hil.vtime import run_virtual
 from protocols import Program, load_program
 from tests.oracle import Check, Demand, Rules, assert_safe, violations
 from tests.strategies import programs
+from tests.support import play_under_faults
 
 PROFILES = ("lp4-ascii", "nus-text", "vb6-binary", "remote-stepper")
 # Bounded and derandomized for CI (the same examples every run, no flaky red); set
@@ -540,27 +541,12 @@ def test_arbitrary_programs_under_fault_schedules_respect_the_oracle(data: st.Da
     auto_resume = data.draw(st.booleans(), label="auto_resume")
     profile = load_profile(profile_name)
     limits = DEFAULT_LIMITS
-    timeline = plan(program, profile, limits)
     cushion = SimulatedCushion(profile)
 
     async def main() -> None:
-        transport = SimTransport(Endpoint("sim", profile.name), profile, cushion)
-        apply_schedule(cushion, schedule)
-        async with Device(
-            transport,
-            profile,
-            limits,
-            emit=lambda e: None,
-            sparing=program.sparing,
-            reconnect=True,
-        ) as device:
-            session = Session(timeline, device, emit=lambda e: None, auto_resume=auto_resume)
-            runner = asyncio.create_task(session.run())
-            # A session paused by a fault waits for the user: resume it after a while.
-            while not runner.done():
-                await asyncio.wait({runner}, timeout=30.0)
-                if session.paused:
-                    session.resume()
+        await play_under_faults(
+            profile, program, limits, cushion, schedule, auto_resume=auto_resume
+        )
         lim = profile.limits
         await asyncio.sleep(max(lim.watchdog_s or 0.0, lim.lease_s or 0.0) + 1.0)
 
