@@ -36,7 +36,7 @@ from hil.vtime import run_virtual
 from protocols import Program, load_program
 from tests.oracle import Check, Demand, Rules, assert_safe, violations
 from tests.strategies import programs
-from tests.support import play_under_faults
+from tests.support import advance, play_under_faults
 
 PROFILES = ("lp4-ascii", "nus-text", "vb6-binary", "remote-stepper")
 # Bounded and derandomized for CI (the same examples every run, no flaky red); set
@@ -203,7 +203,7 @@ async def _drive_cushion(
                 else:
                     await device.offer(Setpoint(step[1]))
             elif kind == "wait":
-                await asyncio.sleep(step[1])
+                await advance(step[1])
             elif kind == "pause":
                 demand.add(loop.time(), (0.0,) * n)
                 await device.halt("paused", final=False)
@@ -211,7 +211,7 @@ async def _drive_cushion(
                 device.resume()
             elif kind == "drop" and transport.link is not None:
                 transport.link.disconnect()
-        await asyncio.sleep(5.0)  # let the last request play out
+        await advance(5.0)  # let the last request play out
         if serving.done():
             run.fault = serving.exception()
         serving.cancel()
@@ -290,9 +290,9 @@ def test_a_device_reset_mid_run_ramps_from_zero_again() -> None:
             device.resume()
             demand.add(0.0, (0.6,) * 6)
             device.set(Setpoint((0.6,) * 6))
-            await asyncio.sleep(60)
+            await advance(60)
             cushion.reboot()
-            await asyncio.sleep(20)
+            await advance(20)
             serving.cancel()
             await asyncio.gather(serving, return_exceptions=True)
         return run
@@ -426,12 +426,12 @@ def test_arbitrary_programs_with_pauses_and_drops_respect_the_oracle(data: st.Da
             runner = asyncio.create_task(session.run())
             start = loop.time()
             for at, kind in cuts:
-                await asyncio.sleep(max(0.0, start + at - loop.time()))
+                await advance(max(0.0, start + at - loop.time()))
                 if runner.done():
                     break
                 if kind == "pause":
                     session.pause()
-                    await asyncio.sleep(pause_s)
+                    await advance(pause_s)
                     session.resume()
                 elif transport.link is not None:
                     transport.link.disconnect()
@@ -507,7 +507,7 @@ async def _drive_with_faults(
     run = await _drive_cushion(cushion, limits, False, steps)
     # The cushion's own time-outs end whatever a fault left on (a stepper has none).
     lim = profile.limits
-    await asyncio.sleep(max(lim.watchdog_s or 0.0, lim.lease_s or 0.0) + 1.0)
+    await advance(max(lim.watchdog_s or 0.0, lim.lease_s or 0.0) + 1.0)
     return run
 
 
@@ -548,7 +548,7 @@ def test_arbitrary_programs_under_fault_schedules_respect_the_oracle(data: st.Da
             profile, program, limits, cushion, schedule, auto_resume=auto_resume
         )
         lim = profile.limits
-        await asyncio.sleep(max(lim.watchdog_s or 0.0, lim.lease_s or 0.0) + 1.0)
+        await advance(max(lim.watchdog_s or 0.0, lim.lease_s or 0.0) + 1.0)
 
     run_virtual(main())
     for entry in schedule.entries:
