@@ -267,6 +267,7 @@ class FaultSchedule(BaseModel):
     )
 
     entries: tuple[FaultEntry, ...] = Field((), alias="fault", max_length=10_000)
+    format: Literal[1] = Field(1, description="The schedule format; a file may say so.")
 
     @classmethod
     def of(cls, *entries: FaultEntry | dict[str, Any]) -> FaultSchedule:

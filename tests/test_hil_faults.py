@@ -122,6 +122,9 @@ def test_the_example_schedule_loads_from_toml_and_json(tmp_path: Path) -> None:
     json_file = tmp_path / "faults.json"
     json_file.write_text(json.dumps(schedule.model_dump(by_alias=True)), encoding="utf-8")
     assert load_schedule(json_file) == schedule
+    versioned = tmp_path / "versioned.toml"  # saying "format 1" changes nothing
+    versioned.write_text("format = 1\n" + EXAMPLE, encoding="utf-8")
+    assert load_schedule(versioned) == schedule
     bare = tmp_path / "bare.json"  # a bare list is fine too
     bare.write_text('[{"kind": "silence", "at_s": 1, "duration_s": 2}]', encoding="utf-8")
     assert load_schedule(bare).entries == (FaultEntry(kind="silence", at_s=1, duration_s=2),)
@@ -148,6 +151,7 @@ def test_the_example_schedule_loads_from_toml_and_json(tmp_path: Path) -> None:
         ),
         ('[[fault]]\nkind = "garble"\nparams = { x = 1 }\n', "params.x", "known: none"),
         ('[[fault]\nkind = "silence"\n', ":1", "not valid TOML"),
+        ('format = 2\n[[fault]]\nkind = "silence"\n', "key 'format'", "1"),
         ("fault = 3\n", "key 'fault'", "valid tuple"),
     ],
 )
