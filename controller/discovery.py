@@ -69,9 +69,10 @@ async def scan(timeout_s: float, profiles: list[Profile], **backend: Any) -> lis
     try:
         seen = await BleakScanner.discover(timeout=timeout_s, return_adv=True, **backend)
     except (BleakError, OSError) as exc:
-        from controller.transports.ble import _hint
+        from controller.transports.ble import classify
 
-        raise DeviceError(f"cannot scan for Bluetooth devices: {exc}.", hint=_hint(exc)) from exc
+        hint = classify(exc).hint
+        raise DeviceError(f"cannot scan for Bluetooth devices: {exc}.", hint=hint) from exc
     found = []
     for device, adv in seen.values():
         name = adv.local_name or device.name

@@ -203,11 +203,6 @@ def _kind(exc: BaseException) -> FailureKind:
     return "other"
 
 
-def _hint(exc: BaseException) -> str:
-    """Return the user hint for `exc` (kept for `controller.discovery`; prefer `classify`)."""
-    return classify(exc).hint
-
-
 class BluetoothError(DeviceError):
     """A BLE scan, connect or subscribe failed; `failure` says what it means."""
 
