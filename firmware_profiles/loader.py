@@ -11,7 +11,7 @@ from firmware_profiles.checks import check_profile
 from firmware_profiles.commands import ProfileError
 from firmware_profiles.model import Profile
 from firmware_profiles.problem import Problem
-from protocols.tomlsource import locate, read_toml, validate
+from protocols.tomlsource import brackets, locate, read_toml, validate
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 # Arrays of inline tables that are written one item per line: errors point at the item.
@@ -78,24 +78,15 @@ def _array_item_line(text: str, line: int, index: int) -> int | None:
     """Return the line where the index-th inline table of the array starting on `line` opens."""
     depth = 0
     seen = -1
-    lines = text.splitlines()
-    for number in range(line, len(lines) + 1):
-        quote = ""
-        for ch in lines[number - 1]:
-            if quote:
-                quote = "" if ch == quote else quote
-            elif ch in "\"'":
-                quote = ch
-            elif ch == "#":
-                break
-            elif ch in "[{":
-                depth += 1
-                if ch == "{" and depth == 2:
-                    seen += 1
-                    if seen == index:
-                        return number
-            elif ch in "]}":
-                depth -= 1
-                if depth == 0:
-                    return None
+    for number, ch in brackets(text, line):
+        if ch in "[{":
+            depth += 1
+            if ch == "{" and depth == 2:
+                seen += 1
+                if seen == index:
+                    return number
+        else:
+            depth -= 1
+            if depth == 0:
+                return None
     return None

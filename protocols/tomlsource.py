@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 from protocols.errors import InputError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
     from pathlib import Path
 
 M = TypeVar("M", bound=BaseModel)
@@ -123,24 +123,32 @@ def read_toml(path: Path, error: type[E]) -> tuple[dict[str, Any], str]:
     return data, text
 
 
-def _deep_line(text: str) -> int | None:
-    """Return the first line where brackets (outside strings and comments) nest > MAX_DEPTH."""
-    depth = 0
-    for number, line in enumerate(text.splitlines(), start=1):
+def brackets(text: str, first_line: int = 1) -> Iterator[tuple[int, str]]:
+    """Yield (line number, bracket) for each of `[]{}` outside strings and comments."""
+    lines = text.splitlines()
+    for number in range(first_line, len(lines) + 1):
         quote = ""
-        for ch in line:
+        for ch in lines[number - 1]:
             if quote:
                 quote = "" if ch == quote else quote
             elif ch in "\"'":
                 quote = ch
             elif ch == "#":
                 break
-            elif ch in "[{":
-                depth += 1
-                if depth > MAX_DEPTH:
-                    return number
-            elif ch in "]}":
-                depth = max(depth - 1, 0)
+            elif ch in "[]{}":
+                yield number, ch
+
+
+def _deep_line(text: str) -> int | None:
+    """Return the first line where brackets (outside strings and comments) nest > MAX_DEPTH."""
+    depth = 0
+    for number, ch in brackets(text):
+        if ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return number
+        else:
+            depth = max(depth - 1, 0)
     return None
 
 
