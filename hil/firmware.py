@@ -127,6 +127,11 @@ class Firmware:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._rate = math.inf if spin_up_s <= 0 else spec.max_level / spin_up_s
         self._min_interval = 1.0 / spec.max_update_hz if spec.max_update_hz else 0.0
+        self._slot_s = self._min_interval * _RATE_SLACK
+        self._slack: float | None = None  # arrival allowance, once the loop is known
+        self._watchdog_s = spec.watchdog_s
+        self._acks = spec.acks
+        self._zone_keys = tuple(f"zone{z}" for z in range(spec.zone_count))
         self._init_state()
 
     def _init_state(self) -> None:
@@ -169,12 +174,16 @@ class Firmware:
 
     def handle(self, cmd: Command) -> Reply | None:
         """Obey one decoded command; return the reply to transmit, if any."""
-        now = self.now()
+        loop = self._loop
+        now = loop.time() if loop is not None else self.now()
         self.recorder.add_command(now, cmd)
-        self._feed_watchdog(now)
+        if self._watchdog_s is not None:
+            self._feed_watchdog(now)
         if self.nak_all is not None and not (self.nak_spare_stop and isinstance(cmd, Stop)):
             self.recorder.add(now, "refused", (cmd, "nak fault: every command is refused"))
             return Reply("nak", {"code": self.nak_all}) if self.spec.naks else None
+        if type(cmd) is SetAll or type(cmd) is SetZone:
+            return self._handle_levels(cmd, now)
         if isinstance(cmd, Query):
             return Reply("status", self.status_fields(now))
         if isinstance(cmd, Keepalive):
@@ -183,44 +192,66 @@ class Firmware:
             if not self.ignore_commands:
                 self._all_off(now)
             return self._ack()
+        key = _target(cmd)
         try:
-            self._check_rate(cmd, now)
+            self._check_rate(key, now)
             action = self._validate(cmd)
         except _Refused as refused:
             self.recorder.add(now, "refused", (cmd, str(refused)))
             return Reply("nak", {"code": refused.code}) if self.spec.naks else None
-        self._accept(cmd, now)
+        self._accept(key, now)
         if not self.ignore_commands:
             action(now)
         return self._ack()
+
+    def _handle_levels(self, cmd: SetAll | SetZone, now: float) -> Reply | None:
+        """`handle` for the frames nearly every update is: the same checks, in the same order."""
+        if type(cmd) is SetZone:
+            zone = cmd.zone
+            key = self._zone_keys[zone] if 0 <= zone < len(self._zone_keys) else f"zone{zone}"
+        else:
+            key = "SetAll"
+        try:
+            self._check_rate(key, now)
+            pairs, lease = self._validate_levels(cmd)
+        except _Refused as refused:
+            self.recorder.add(now, "refused", (cmd, str(refused)))
+            return Reply("nak", {"code": refused.code}) if self.spec.naks else None
+        self._accept(key, now)
+        if not self.ignore_commands:
+            self._set_zones(now, pairs, lease)
+        return ACK if self._acks else None
 
     def bad_frame(self) -> Reply | None:
         """Return the reply a real device sends for an undecodable frame (nak or nothing)."""
         return Reply("nak", {"code": NAK_BAD_FRAME}) if self.spec.naks else None
 
     def _ack(self) -> Reply | None:
-        return ACK if self.spec.acks else None
+        return ACK if self._acks else None
 
-    def _check_rate(self, cmd: Command, now: float) -> None:
+    def _check_rate(self, key: str, now: float) -> None:
         if not self._min_interval:
             return
-        key = _target(cmd)
         booked = self._booked.get(key)
-        # A real firmware timestamps arrivals with some jitter; on a sped-up loop the wire's
-        # real-time jitter is multiplied by the speed, so the allowance is too.
-        speed = float(getattr(self.loop(), "speed", 1.0))
-        slack = (_SCALED_ARRIVAL_JITTER_S if speed > 1.0 else _ARRIVAL_JITTER_S) * speed
-        if booked is not None and now < booked - slack:
+        if booked is None:
+            return
+        slack = self._slack
+        if slack is None:
+            # A real firmware timestamps arrivals with some jitter; on a sped-up loop the
+            # wire's real-time jitter is multiplied by the speed, so the allowance is too.
+            speed = float(getattr(self.loop(), "speed", 1.0))
+            slack = (_SCALED_ARRIVAL_JITTER_S if speed > 1.0 else _ARRIVAL_JITTER_S) * speed
+            self._slack = slack  # the loop, so its speed, is bound once for good
+        if now < booked - slack:
             gap = now - self._last_accept[key]
             raise _Refused(f"faster than max_update_hz ({gap:.4f} s after the last)", NAK_TOO_FAST)
 
-    def _accept(self, cmd: Command, now: float) -> None:
+    def _accept(self, key: str, now: float) -> None:
         """Book the next slot for this command's target (see the module notes: GCRA)."""
-        key = _target(cmd)
         self._last_accept[key] = now
         if self._min_interval:
             booked = self._booked.get(key, now)
-            self._booked[key] = max(now, booked) + self._min_interval * _RATE_SLACK
+            self._booked[key] = (now if now > booked else booked) + self._slot_s
 
     def _validate(self, cmd: Command) -> Callable[[float], None]:
         """Check ``cmd`` against the firmware's limits; return how to apply it."""
@@ -250,23 +281,31 @@ class Firmware:
             return lambda now: self._set_frequency(now, value)
         if spec.control != "absolute":
             raise _Refused("absolute levels need an absolute profile", NAK_UNSUPPORTED)
+        if isinstance(cmd, SetZone | SetAll):
+            pairs, lease = self._validate_levels(cmd)
+            return lambda now: self._set_zones(now, pairs, lease)
+        raise _Refused(f"unsupported command {cmd!r}", NAK_UNSUPPORTED)
+
+    def _validate_levels(
+        self, cmd: SetZone | SetAll
+    ) -> tuple[tuple[tuple[int, int], ...], float | None]:
+        """Check a level command; return the (zone, level) pairs to set and the lease."""
+        spec = self.spec
+        if spec.control != "absolute":
+            raise _Refused("absolute levels need an absolute profile", NAK_UNSUPPORTED)
         if isinstance(cmd, SetZone):
             if not 0 <= cmd.zone < spec.zone_count:
                 raise _Refused(f"no zone {cmd.zone}")
             level = self._ranged("level", cmd.level, spec.min_level, spec.max_level)
-            lease = self._lease_for(cmd.duration_s)
-            return lambda now: self._set_zones(now, ((cmd.zone, level),), lease)
-        if isinstance(cmd, SetAll):
-            if len(cmd.levels) != spec.zone_count:
-                raise _Refused(f"{len(cmd.levels)} levels for {spec.zone_count} zones")
-            lo, hi = spec.min_level, spec.max_level
-            levels = cmd.levels
-            if min(levels) < lo or max(levels) > hi:
-                levels = tuple(self._ranged("level", lv, lo, hi) for lv in levels)
-            pairs = tuple(enumerate(levels))
-            lease = self._lease_for(cmd.duration_s)
-            return lambda now: self._set_zones(now, pairs, lease)
-        raise _Refused(f"unsupported command {cmd!r}", NAK_UNSUPPORTED)
+            return ((cmd.zone, level),), self._lease_for(cmd.duration_s)
+        if len(cmd.levels) != spec.zone_count:
+            raise _Refused(f"{len(cmd.levels)} levels for {spec.zone_count} zones")
+        lo, hi = spec.min_level, spec.max_level
+        levels = cmd.levels
+        if min(levels) < lo or max(levels) > hi:
+            levels = tuple(self._ranged("level", lv, lo, hi) for lv in levels)
+        pairs = tuple(enumerate(levels))
+        return pairs, self._lease_for(cmd.duration_s)
 
     def _ranged(self, what: str, value: int, low: int, high: int) -> int:
         if low <= value <= high:
@@ -294,9 +333,13 @@ class Firmware:
     ) -> None:
         off = self.spec.min_level
         current = self._levels
+        motors = self._motors
+        add_level = self.recorder.add_level
         for zone, level in levels:
-            if current[zone] != level:
-                self._set_level(now, zone, level)
+            if current[zone] != level:  # _set_level, inlined: this runs for every update
+                current[zone] = level
+                motors[zone].command(now, level)
+                add_level(now, zone, level)
         if lease_s is None:
             for zone, _ in levels:
                 self._lease[zone] = None
