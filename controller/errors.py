@@ -13,6 +13,10 @@ class ConfigError(InputError):
     """The user config file is malformed or asks for something unsafe."""
 
 
+class SessionRefused(InputError):
+    """A session may not start now (a contraindication, pain today, a daily limit); says why."""
+
+
 class PlanError(InputError):
     """A program cannot be run safely on this cushion with these limits (e.g. it is too long)."""
 
