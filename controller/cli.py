@@ -257,7 +257,14 @@ def run(
 
 
 async def _journaled(
-    prog: Any, prof: Any, limits: Any, options: Any, emit: Any, *, transport: Any = None
+    prog: Any,
+    prof: Any,
+    limits: Any,
+    options: Any,
+    emit: Any,
+    *,
+    transport: Any = None,
+    screening_skipped: bool = False,
 ) -> Any:
     """Run a program with every event also kept in the session journal (see docs/journal.md)."""
     from controller.events import Isolated
@@ -280,6 +287,7 @@ async def _journaled(
             program=prog.name,
             profile=prof.name,
             endpoint=str(options.endpoint),
+            screening_skipped=screening_skipped,
             sparing=bool(prog.sparing or limits.sparing),
         )
         try:
