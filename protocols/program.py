@@ -5,8 +5,9 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from protocols.checks import program_problems
-from protocols.limits import GENTLE_START_MAX, MIN_RECOMMENDED_S
+from protocols.limits import GENTLE_START_MAX
 from protocols.phase import Phase  # noqa: TC001 (pydantic needs it at run time)
+from protocols.rules import RuleWarning, Scheme, rule_warnings
 from protocols.techniques import Technique  # noqa: TC001 (pydantic needs it at run time)
 from protocols.tomlsource import FieldError
 
@@ -25,6 +26,11 @@ class ProgramInfo(BaseModel):
     contraindications: tuple[str, ...] = ()
     sparing: bool = False
     avoid: tuple[Technique, ...] = ()
+    scheme: Scheme | None = Field(
+        default=None,
+        description="the article's order this program follows; 'classic-lumbar' (lines "
+        "380-385) is checked step by step",
+    )
 
 
 def _raise_first(info: ProgramInfo | Program, phases: tuple[Phase, ...]) -> None:
@@ -47,15 +53,13 @@ class Program(ProgramInfo):
         """Duration of the whole program in seconds."""
         return sum(phase.duration_s for phase in self.phases)
 
+    def rule_warnings(self) -> list[RuleWarning]:
+        """Return the article's session rules this program breaks (it still loads)."""
+        return rule_warnings(self.phases, self.scheme)
+
     def notes(self) -> list[str]:
-        """Warnings that do not refuse the program (short session, no final phase, ...)."""
-        out: list[str] = []
-        total = self.duration_s
-        if total < MIN_RECOMMENDED_S:
-            out.append(
-                f"the program lasts {total / 60:.1f} min; the article recommends 20-40 min "
-                "(line 270)"
-            )
+        """Warnings that do not refuse the program (article rules, no final phase, ...)."""
+        out = [str(w) for w in self.rule_warnings()]
         if self.phases[-1].kind != "final":
             out.append("there is no final phase; the article ends every session by reducing "
                        "intensity gradually (line 132)")

@@ -74,8 +74,11 @@ def test_notes_warn_without_refusing() -> None:
                         Step(technique=Technique.KNEADING, zones=("lumbosacral",),
                              duration_s=30, intensity=(0.5, 0.5), direction="bottom-up")))
     notes = Program(name="p", title="P", phases=(main,)).notes()
-    assert len(notes) == 4
+    assert len(notes) == 7
     assert any("20-40" in n for n in notes)
+    assert any("main phase lasts 1:30" in n for n in notes)
+    assert any("step 2 (kneading): done once" in n for n in notes)
+    assert any("completes every massage with stroking" in n for n in notes)
     assert any("final" in n for n in notes)
     assert any("minimal intensity" in n for n in notes)
     assert any("bottom-up" in n for n in notes)
@@ -126,7 +129,10 @@ def test_the_documented_example_loads(tmp_path: Path) -> None:
     path.write_text(block.group(1), encoding="utf-8")
     program = load_program(path)
     assert program.duration_s == 7 * 60 + 18  # the total the page states
-    assert len(program.notes()) == 1
+    assert [w.rule for w in program.rule_warnings()] == [
+        "session-length", "phase-length", "phase-length"  # the warnings the page states
+    ]
+    assert len(program.notes()) == 3
 
 
 def test_programs_round_trip_through_json() -> None:
