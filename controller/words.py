@@ -48,6 +48,17 @@ PHASE_WORDS: Final[dict[str, str]] = {
 }
 
 
+# The envelope's rules (controller/safety.py) as a person would say them.
+RULE_WORDS: Final[dict[str, str]] = {
+    "overall cap": "your overall limit",
+    "kidney-zone cap": "kept gentle over the kidneys",
+    "sparing mode": "sparing mode (first sessions)",
+    "introductory-phase cap": "gentle start",
+    "final ramp-down": "slow finish",
+    "ramp rule": "rising slowly",
+}
+
+
 def area_name(covers: Iterable[str]) -> str:
     """Return the body area a zone lies over, in words ("lower back, left", "buttocks")."""
     areas = [a for a in ANATOMICAL_ZONES if a in set(covers)]
@@ -78,3 +89,8 @@ def technique_name(technique: str) -> str:
 def phase_name(kind: str) -> str:
     """Return a phase kind in words ("warm-up" for introductory)."""
     return PHASE_WORDS.get(kind, kind)
+
+
+def rule_name(rule: str) -> str:
+    """Return an envelope rule in words ("kept gentle over the kidneys" for kidney-zone cap)."""
+    return RULE_WORDS.get(rule, rule)
