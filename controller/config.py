@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from platformdirs import user_config_path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from controller.course import CourseSettings
 from controller.errors import ConfigError
 from controller.limits import DEFAULT_LIMITS, LimitError, SafetyLimits, narrow
 from protocols.tomlsource import locate, read_toml, validate
@@ -76,6 +77,7 @@ class Config(BaseModel):
     limits: LimitsSection = Field(default_factory=LimitsSection)
     defaults: DefaultsSection = Field(default_factory=DefaultsSection)
     device: dict[str, DeviceSection] = Field(default_factory=dict)
+    course: CourseSettings = Field(default_factory=CourseSettings)  # controller/course.py
 
     def for_device(self, address: str) -> DeviceSection:
         """Return the settings kept for the cushion at `address` (any letter case)."""
