@@ -267,28 +267,41 @@ async def _journaled(
     screening_skipped: bool = False,
 ) -> Any:
     """Run a program with every event also kept in the session journal (see docs/journal.md)."""
+    from controller.course import prepare, settings_in_use, without_journal
     from controller.events import Isolated
-    from controller.journal import Journal, JournalError
+    from controller.journal import Journal, JournalError, is_simulated
     from controller.runner import run_program
 
+    settings = settings_in_use()
     try:
         journal = Journal.open()
     except JournalError as exc:
-        # The journal keeps the history; the session must not depend on it (yet: sparing
-        # mode for first sessions will, and then this becomes a refusal).
+        # The journal keeps the history; without it the session runs as a first one.
         err.print(
             f"[yellow]warning:[/] {exc.describe()} This session is not journaled.",
             markup=True,
             soft_wrap=True,
         )
-        return await run_program(prog, prof, limits, options, emit=emit, transport=transport)
+        course = without_journal(limits, prog, settings)
+        for note in course.notes:
+            err.print(note, markup=False, soft_wrap=True)
+        return await run_program(
+            prog, prof, course.limits, options, emit=emit, transport=transport
+        )
     try:
+        # Before the device opens: a refused session (a daily limit) never touches it.
+        endpoint = str(options.endpoint)
+        course = prepare(journal, limits, prog, prof, simulated=is_simulated(endpoint),
+                         settings=settings)
+        for note in course.notes:  # stderr, ahead of the session: --json stdout stays events
+            err.print(note, markup=False, soft_wrap=True)
+        limits = course.limits
         recorder = journal.start_session(
             program=prog.name,
             profile=prof.name,
-            endpoint=str(options.endpoint),
+            endpoint=endpoint,
             screening_skipped=screening_skipped,
-            sparing=bool(prog.sparing or limits.sparing),
+            sparing=course.sparing,
         )
         try:
             result = await run_program(

@@ -220,7 +220,7 @@ def prepare(
                 f"{_tomorrow(now)}.",
                 key="course.max_sessions_per_day",
                 hint="The limit is a rule of this product, not a medical threshold; the config "
-                "file's [course] table may set it from 1 to 3.",
+                "file's course table (docs/journal.md) may set it from 1 to 3.",
             )
         planned = _planned(program, profile, narrowed, today_dose, settings.daily_dose_s)
         if planned is not None and today_dose + planned > settings.daily_dose_s:
@@ -253,7 +253,7 @@ def _planned(
 def _dose_refusal(today: float, planned: float, budget: float, now: datetime) -> SessionRefused:
     hint = (
         "The budget is a rule of this product, not a medical threshold (docs/journal.md); "
-        "the config file's [course] table may set daily_dose_s up to "
+        "the config file's course table may set daily_dose_s up to "
         f"{2 * DEFAULT_DAILY_DOSE_S:.0f}."
     )
     if planned > budget:
@@ -316,3 +316,39 @@ def _length_note(number: int, settings: CourseSettings) -> str:
         "doctor decides for a named condition."
     )
 
+
+
+def without_journal(limits: SafetyLimits, program: Program, settings: CourseSettings) -> Course:
+    """The course of a session whose journal cannot be opened: a first, sparing session
+    (the lowest cap is the safe side of not knowing); the daily limits cannot be checked."""
+    cap = sparing_cap(1, limits, settings)
+    narrowed = (
+        narrow(limits, {"max_intensity": cap})
+        if cap is not None and cap < limits.max_intensity
+        else limits
+    )
+    note = "Without its journal this session runs as a first, sparing session"
+    note += f" (held at {cap:.0%})." if cap is not None else "."
+    return Course(
+        number=1,
+        simulated=False,
+        sparing=cap is not None or program.sparing or limits.sparing,
+        cap=cap,
+        limits=narrowed,
+        notes=(note,),
+        settings=settings,
+    )
+
+
+def settings_in_use() -> CourseSettings:
+    """Return the `[course]` table of the config file the running command reads (its
+    --config option, else the default file)."""
+    import click
+
+    from controller.config import load_config
+
+    # The command has loaded this file already; reading it again keeps _journaled's
+    # signature as it is (one caller per transport).
+    context = click.get_current_context(silent=True)
+    path = context.params.get("config") if context is not None else None
+    return load_config(path)[0].course
