@@ -9,6 +9,7 @@ import numpy as np
 
 from controller.timeline import Marker, Setpoint, Timeline
 from protocols.patterns import render_step
+from protocols.techniques import Technique
 from protocols.zones import ANATOMICAL_ZONES
 
 if TYPE_CHECKING:
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
 # Finer than any pattern needs (rubbing alternates every 0.3 s) and coarse enough that a
 # 40-minute plan stays a few tens of thousands of samples.
 DEFAULT_RESOLUTION_S = 0.1
+# On a cushion without a heater a heat step becomes stroking at this intensity (0..1), rising
+# at most to WARM_UP_TOP: the article warms the tissue with stroking (line 254).
+WARM_UP_START, WARM_UP_TOP = 0.10, 0.15
 
 
 def resolution_for(profile: Profile) -> float:
@@ -62,7 +66,8 @@ def compile_program(
     t0 = 0.0
     for phase in program.phases:
         markers.append(Marker(t0, "phase", phase.name, phase.kind, duration_s=phase.duration_s))
-        for step in phase.steps:
+        for k, planned in enumerate(phase.steps):
+            step = _playable(planned, phase.steps[k + 1 :], profile, phase.name, notes)
             markers.append(
                 Marker(
                     t0,
@@ -81,9 +86,32 @@ def compile_program(
     notes.extend(mode_notes.values())
     if profile.frequency is None and any(sp.frequency_hz for sp in setpoints):
         notes.append("this cushion has no adjustable vibration frequency: frequencies are ignored")
-    if profile.heat is None and any(sp.heat for sp in setpoints):
-        notes.append("this cushion has no heater: heat steps play without heat")
+    if profile.heat is None and any(
+        s.heat for p in program.phases for s in p.steps if s.technique is not Technique.HEAT
+    ):
+        notes.append("this cushion has no heater: the program's warming is left out")
     return Timeline(zone_ids, times, setpoints, t0, markers, [], notes, phase_of)
+
+
+def _playable(
+    step: Step, following: tuple[Step, ...], profile: Profile, phase: str, notes: list[str]
+) -> Step:
+    """Return the step as this cushion plays it: without a heater, warming becomes stroking."""
+    if step.technique is not Technique.HEAT or profile.heat is not None:
+        return step
+    nxt = next((s.intensity[0] for s in following if s.technique is not Technique.HEAT), None)
+    top = WARM_UP_TOP if nxt is None else min(WARM_UP_TOP, nxt)
+    start = min(WARM_UP_START, top)
+    minutes, seconds = divmod(round(step.total_s), 60)
+    level = f"at {top:.0%}" if start == top else f"from {start:.0%} to {top:.0%}"
+    notes.append(
+        f"this cushion has no heater: the {minutes}:{seconds:02d} of warming in phase "
+        f"'{phase}' plays as gentle stroking {level} instead, as the article warms the back "
+        "by stroking (line 254)"
+    )
+    return step.model_copy(
+        update={"technique": Technique.STROKING, "intensity": (start, top), "heat": None}
+    )
 
 
 def _mode_for(profile: Profile, step: Step, notes: dict[str, str]) -> str | None:
