@@ -108,6 +108,7 @@ def apply_envelope(
     _note(log, "ramp rule", times, value, ramp_cap)
     np.minimum(value, ramp_cap, out=value)
     np.maximum(value, 0.0, out=value)
+    _felt_final_stroking(timeline, profile, value, [limit for _, limit in rules] + [ramp_cap])
     log.records.sort(key=lambda c: (c.t_s, c.zone))
     out = _finish(timeline, value.tolist(), profile, limits)
     return Timeline(
@@ -120,6 +121,38 @@ def apply_envelope(
         list(timeline.notes),
         list(timeline.phase_of),
     )
+
+
+def _final_stroking(timeline: Timeline) -> np.ndarray:
+    """Return which samples belong to a stroking step of the final phase."""
+    times = np.asarray(timeline.times, dtype=float)
+    mask = np.zeros(len(times), dtype=bool)
+    for m in timeline.markers:
+        if m.kind == "step" and m.phase == "final" and m.technique == "stroking":
+            mask |= (times >= m.t_s - _EPS) & (times < m.t_s + m.duration_s - _EPS)
+    return mask
+
+
+def _felt_final_stroking(
+    timeline: Timeline, profile: Profile, value: np.ndarray, ceilings: list[np.ndarray]
+) -> None:
+    """Lift the final phase's stroking to the cushion's lowest level where it would play off.
+
+    The device rounds down, so on a coarse cushion (10 levels) a stroking fading from 10 % to
+    0 is off for its whole last minute, and the massage does not end with stroking (article,
+    lines 282, 385, 473). A value between off and the lowest level plays at the lowest level
+    instead, but only where every limit at that instant (caps, final ramp-down, ramp rule)
+    allows that level: it goes off in the last seconds, as the final ramp-down brings every
+    cap under the lowest level.
+    """
+    mask = _final_stroking(timeline)
+    if not mask.any():
+        return
+    lowest = 1.0 / (profile.intensity.max - profile.intensity.min)
+    rows = value[mask]
+    ceiling = np.minimum.reduce([c[mask] for c in ceilings])
+    rows[(rows > 0.0) & (rows < lowest) & (ceiling >= lowest)] = lowest
+    value[mask] = rows
 
 
 def _check_length(duration_s: float, profile: Profile, limits: SafetyLimits) -> None:
