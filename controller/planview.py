@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from controller.fallback import deadman_warning
@@ -72,6 +73,11 @@ def plan_json(
             for c in timeline.clamps
         ],
         "notes": timeline.notes,
+        "warnings": program.notes(),
+        "rule_warnings": [
+            {"rule": w.rule, "where": w.where, "message": w.message}
+            for w in program.rule_warnings()
+        ],
         "peak": round(timeline.peak(), 4),
         "dead_man": deadman_warning(profile),
     }
@@ -113,42 +119,17 @@ def print_plan(
             console.print(f"  (and {hidden} more of the same kinds)")
     for note in timeline.notes:
         console.print(f"[dim]note: {note}[/]")
+    for warning_text in program.notes():
+        console.print(f"[yellow]warning:[/] {escape(warning_text)}", soft_wrap=True)
     warning = deadman_warning(profile)
     if warning:
         console.print(f"[bold yellow]warning:[/] {warning}")
 
 
-def plot_plan(timeline: Timeline, profile: Profile, path: Path) -> None:
-    """Save a PNG with each zone's intensity over time and the phase boundaries."""
-    try:
-        import matplotlib
+def plot_plan(
+    program: Program, profile: Profile, limits: SafetyLimits, timeline: Timeline, path: Path
+) -> None:
+    """Save a PNG of what the cushion will play (see controller.plot)."""
+    from controller.plot import save_plot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        from controller.errors import UsageError
-
-        raise UsageError(
-            "plotting needs matplotlib.", hint="Install it with: pip install 'cushion[plot]'."
-        ) from exc
-    fig, axes = plt.subplots(
-        len(timeline.zones),
-        1,
-        sharex=True,
-        figsize=(12, 1.4 * len(timeline.zones) + 1),
-        squeeze=False,
-    )
-    minutes = [t / 60 for t in timeline.times]
-    for z, zone in enumerate(timeline.zones):
-        ax = axes[z][0]
-        ax.step(minutes, [sp.levels[z] * 100 for sp in timeline.setpoints], where="post", lw=0.6)
-        ax.set_ylabel(f"{zone}\n%", rotation=0, ha="right", va="center")
-        ax.set_ylim(0, 100)
-        for m in timeline.markers:
-            if m.kind == "phase":
-                ax.axvline(m.t_s / 60, color="grey", lw=0.8, ls="--")
-    axes[-1][0].set_xlabel("minutes")
-    fig.suptitle(f"{profile.name}: intensity per zone after the safety envelope")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_plot(program, profile, limits, timeline, path)
