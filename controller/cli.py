@@ -339,16 +339,23 @@ def _report(result: Any) -> int:
 
 def _drive(go: Callable[[Any], Any], factor: float | None, as_json: bool) -> int:
     """Run `go(emit)` on the loop for this speed, with the display the output calls for."""
+    import contextvars
+
     from controller.clock import loop_factory
     from controller.display import JsonLines, LiveDisplay, PlainLines
+    from controller.keys import KEYBOARD, Keyboard
 
     try:
         with asyncio.Runner(loop_factory=loop_factory(factor)) as runner:
             if as_json:
                 return int(runner.run(go(JsonLines())))
             if err.is_terminal and factor != math.inf:
-                with LiveDisplay(err) as live:
-                    return int(runner.run(go(live)))
+                # Keys only with the live display on a terminal; otherwise stdin is not read.
+                keyboard = Keyboard(sys.stdin.fileno()) if sys.stdin.isatty() else None
+                context = contextvars.copy_context()
+                context.run(KEYBOARD.set, keyboard)
+                with LiveDisplay(err, keys=keyboard is not None) as live:
+                    return int(runner.run(go(live), context=context))
             return int(runner.run(go(PlainLines(err))))
     finally:
         _quiet_closed_stdout()

@@ -40,6 +40,9 @@ class SessionStarted(Event):
     ramp_per_s: float
     levels_max: int
     notes: tuple[str, ...] = ()
+    zone_names: tuple[str, ...] = ()  # the body area under each zone, in words
+    cap_rules: tuple[str, ...] = ()  # the rule that sets each zone's cap ("kidney-zone cap")
+    limits: dict[str, float] = field(default_factory=dict)  # the envelope's limits in force
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,13 @@ class ClampApplied(Event):
     wanted: float
     got: float
     layer: str = "plan"
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleChanged(Event):
+    """The user scaled the intensity: `factor` (0..1) of the planned output plays."""
+
+    factor: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +165,7 @@ _KIND: dict[type, str] = {
     StepStarted: "step",
     SetpointSent: "setpoint",
     ClampApplied: "clamp",
+    ScaleChanged: "scale",
     Paused: "paused",
     Resumed: "resumed",
     Fault: "fault",

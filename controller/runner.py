@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 from controller.device import Device
 from controller.events import Emit, Isolated, SessionStarted
 from controller.fallback import deadman_warning
+from controller.keys import KEYBOARD
 from controller.plan import compile_program
 from controller.safety import apply_envelope, zone_caps
 from controller.session import EXIT_INTERRUPTED, Session, SessionResult
 from controller.transports.base import Endpoint, open_transport
+from controller.words import zone_names
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -132,16 +134,22 @@ async def run_program(
                 transport, profile, limits, emit=emit, sparing=program.sparing, reconnect=reconnect
             )
             session = Session(timeline, device, emit=emit, auto_resume=options.auto_resume)
-            caps = tuple(
-                min(c for c, _ in rules)
+            # Each zone's cap, and the rule that sets it (the first of the lowest).
+            binding = [
+                min(rules, key=lambda r: r[0])
                 for rules in zone_caps(profile, limits, sparing=program.sparing)
-            )
+            ]
+            caps = tuple(c for c, _ in binding)
             await stack.enter_async_context(device)
             stopper.session = session
             if stopper.signalled is not None:
                 await stopper.stop_now()
             loop = asyncio.get_running_loop()
-            if options.handle_signals and reconnect and sys.stdin.isatty():
+            keyboard = KEYBOARD.get()
+            if keyboard is not None:
+                # The live display's keys (space resumes a session paused by a lost link too).
+                stack.enter_context(keyboard.bind(session))
+            elif options.handle_signals and reconnect and sys.stdin.isatty():
                 # Enter resumes a session paused by a lost link (or by the user).
                 loop.add_reader(sys.stdin.fileno(), _on_enter, session)
                 stack.callback(loop.remove_reader, sys.stdin.fileno())
@@ -158,6 +166,9 @@ async def run_program(
                     limits.ramp_per_s,
                     profile.intensity.max,
                     (*timeline.notes, *((warning,) if warning else ())),
+                    zone_names(profile),
+                    tuple(rule for _, rule in binding),
+                    _limits_in_force(limits, sparing=bool(program.sparing or limits.sparing)),
                 )
             )
             result = await session.run()
@@ -171,16 +182,35 @@ async def run_program(
     return replace(result, all_off=device.last_all_off)
 
 
+def _limits_in_force(limits: SafetyLimits, *, sparing: bool) -> dict[str, float]:
+    """Return the limits a person is told about at the start (fractions and seconds)."""
+    shown = {
+        "max_intensity": limits.max_intensity,
+        "intro_max_intensity": limits.intro_max_intensity,
+        "intro_min_s": limits.intro_min_s,
+        "kidney_max_intensity": limits.kidney_max_intensity,
+        "ramp_per_s": limits.ramp_per_s,
+        "final_ramp_down_s": limits.final_ramp_down_s,
+    }
+    if sparing:
+        shown["sparing_max_intensity"] = limits.sparing_max_intensity
+    return shown
+
+
 # Closing the terminal sends SIGHUP; Ctrl-\ sends SIGQUIT: all of them cut the outputs first.
+# Ctrl-C (SIGINT) is the one a person presses: the first stops gently (the 3 s ramp-down),
+# a second one cuts at once.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
 class _Stopper:
-    """Signal handling for one run: an emergency stop once the session runs, else cancel."""
+    """Signal handling for one run: once the session runs, SIGINT stops gently and a second
+    SIGINT (or any other stop signal) cuts at once; while it starts, any of them cancels."""
 
     def __init__(self) -> None:
         self.session: Session | None = None
         self.signalled: str | None = None
+        self._gentle = False  # a first SIGINT asked for the gentle stop
         self._task = asyncio.current_task()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -196,18 +226,23 @@ class _Stopper:
         first = self.signalled is None
         self.signalled = self.signalled or sig.name
         if self.session is not None:
-            # Stop beats everything: a signal cuts the outputs at once instead of ramping.
-            task = asyncio.get_running_loop().create_task(self.stop_now())
+            if sig == signal.SIGINT and not self._gentle and first:
+                self._gentle = True
+                self.session.stop("interrupted (Ctrl-C)", exit_code=EXIT_INTERRUPTED)
+                return
+            why = "Ctrl-C twice" if sig == signal.SIGINT and self._gentle else sig.name
+            # Stop beats everything: cut the outputs at once instead of ramping.
+            task = asyncio.get_running_loop().create_task(self.stop_now(why))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         elif first and self._task is not None:
             self._task.cancel()  # still starting: unwind; an opened device closes all-off
 
-    async def stop_now(self) -> None:
+    async def stop_now(self, why: str | None = None) -> None:
         """Cut the outputs at once and end the session as interrupted."""
         assert self.session is not None
         await self.session.emergency_stop(
-            f"interrupted ({self.signalled})", exit_code=EXIT_INTERRUPTED
+            f"interrupted ({why or self.signalled})", exit_code=EXIT_INTERRUPTED
         )
 
 

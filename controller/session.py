@@ -16,6 +16,7 @@ from controller.events import (
     Paused,
     PhaseStarted,
     Resumed,
+    ScaleChanged,
     SessionEnded,
     StepStarted,
     StopRequested,
@@ -35,6 +36,10 @@ EXIT_INTERRUPTED = 130
 
 # A user's stop lowers the outputs over this long instead of cutting them (emergency stop cuts).
 STOP_RAMP_S = 3.0
+# The user's intensity scale (the - and + keys): steps of a tenth of the planned output,
+# never above the plan (so never above a cap) and never below a tenth of it.
+SCALE_STEP = 0.1
+SCALE_MIN = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +75,8 @@ class Session:
         self._pause_reason = "paused"
         self._holding = False
         self._control = asyncio.Event()
+        self._scale = 1.0
+        self._planned: Setpoint | None = None  # the plan's output in force, before the scale
 
     # -- control, callable from any task, a signal handler or a key press -----------------
 
@@ -114,6 +121,27 @@ class Session:
         self._resume.set()
         self._control.set()
         await self.device.halt(reason, final=True)
+
+    def scale_by(self, steps: int) -> float:
+        """Scale the intensity by `steps` tenths of the plan (within SCALE_MIN..1); return it.
+
+        Lower takes effect at once; higher still climbs under the device's ramp ceiling.
+        """
+        if self._stop_reason is not None:
+            return self._scale
+        factor = round(min(1.0, max(SCALE_MIN, self._scale + steps * SCALE_STEP)), 6)
+        if factor != self._scale:
+            self._scale = factor
+            self.emit(ScaleChanged(self._t(), factor))
+            if self._planned is not None:
+                # Through the device's one path, which clamps again: caps, then the ceiling.
+                self.device.set(self._scaled(self._planned))
+        return factor
+
+    @property
+    def scale(self) -> float:
+        """Return the user's intensity factor (0..1 of the planned output)."""
+        return self._scale
 
     def link_changed(self, up: bool) -> None:
         """Pause when the link drops; resume when it is back only if auto-resume was asked."""
@@ -179,7 +207,7 @@ class Session:
         tl = self.timeline
         times, setpoints = tl.times, tl.setpoints
         markers = tl.markers
-        clamps = sorted(tl.clamps, key=lambda c: c.t_s)
+        clamps = sorted(tl.clamps, key=lambda c: c.when_s)
         mi = ci = 0
         shift = self.origin  # wall time of program position 0, moved on by pauses
         wakes = self._wake_points()
@@ -193,7 +221,7 @@ class Session:
                 shift += await self._hold()
                 if w and self._stop_reason is None:
                     # The output in force when the pause came, again (ramping from zero).
-                    await self.device.offer(setpoints[wakes[w - 1]])
+                    await self._offer(setpoints[wakes[w - 1]])
                 continue
             t = times[i]
             if await self._wait_until(shift + t):
@@ -206,11 +234,11 @@ class Session:
                 else:
                     self.emit(StepStarted(self._t(), m.label, m.phase, m.repetitions, m.duration_s))
                 mi += 1
-            while ci < len(clamps) and clamps[ci].t_s <= t:
-                c = clamps[ci]
+            while ci < len(clamps) and clamps[ci].when_s <= t:
+                c = clamps[ci]  # emitted when its wish and its result are both true
                 self.emit(ClampApplied(self._t(), c.zone, c.rule, c.wanted, c.got))
                 ci += 1
-            await self.device.offer(setpoints[i])
+            await self._offer(setpoints[i])
             w += 1
             i += 1
         if self._stop_reason is not None:
@@ -221,7 +249,7 @@ class Session:
                 return await self._finish_stop(setpoints[i - 1] if i else None)
             shift += await self._hold()
             if i and self._stop_reason is None:
-                await self.device.offer(setpoints[i - 1])
+                await self._offer(setpoints[i - 1])
         self._position_s = tl.duration_s
         await self.device.halt("program finished", final=True)
         return SessionResult("done", EXIT_DONE, "program finished")
@@ -231,7 +259,7 @@ class Session:
         assert self._stop_reason is not None
         if self._emergency is not None:
             return SessionResult(self._outcome, self._exit_code, self._emergency)
-        await self._ramp_down(last)
+        await self._ramp_down(None if last is None else self._scaled(last))
         await self.device.halt(self._stop_reason, final=True)
         return SessionResult("stopped", self._exit_code, self._stop_reason)
 
@@ -259,7 +287,7 @@ class Session:
         if not tl.setpoints:
             return []
         marks = {tl.index_at(m.t_s) for m in tl.markers}
-        marks.update(tl.index_at(c.t_s) for c in tl.clamps)
+        marks.update(tl.index_at(c.when_s) for c in tl.clamps)
         wire = self.device.quantize_levels(np.asarray(tl.level_matrix(), dtype=float))
         changed = np.ones(len(tl.setpoints), dtype=bool)
         changed[1:] = (wire[1:] != wire[:-1]).any(axis=1)
@@ -269,6 +297,19 @@ class Session:
             for i in range(len(others))
             if changed[i] or i in marks or (i and others[i] != others[i - 1])
         ]
+
+    async def _offer(self, planned: Setpoint) -> None:
+        """Hand the plan's output, under the user's scale, to the device."""
+        self._planned = planned
+        await self.device.offer(self._scaled(planned))
+
+    def _scaled(self, sp: Setpoint) -> Setpoint:
+        # Between wake points (where the unscaled wire output changes) a scaled output can lag
+        # by at most one device level: it only ever plays lower than the plan, never higher.
+        if self._scale >= 1.0:
+            return sp
+        f = self._scale
+        return Setpoint(tuple(v * f for v in sp.levels), sp.frequency_hz, sp.heat, sp.mode)
 
     async def _hold(self) -> float:
         """Keep outputs off while paused; return how long the pause lasted."""

@@ -35,7 +35,10 @@ class Marker:
 
 @dataclass(frozen=True, slots=True)
 class Clamp:
-    """Where and why the envelope lowered the program's wish."""
+    """Where and why the envelope lowered the program's wish, from `t_s` to `until_s`.
+
+    `wanted` and `got` are the values at one instant, `at_s`: the one with the largest cut.
+    """
 
     t_s: float
     zone: str
@@ -43,6 +46,12 @@ class Clamp:
     wanted: float
     got: float
     until_s: float = 0.0
+    at_s: float | None = None  # None: at t_s
+
+    @property
+    def when_s(self) -> float:
+        """Return the instant `wanted` and `got` were both true."""
+        return self.t_s if self.at_s is None else self.at_s
 
 
 @dataclass(slots=True)
