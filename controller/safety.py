@@ -51,9 +51,12 @@ class _ClampLog:
         at = self.open.get(key)
         if at is not None and t - self.records[at].until_s <= _CLAMP_MERGE_S:
             old = self.records[at]
-            self.records[at] = replace(
-                old, wanted=max(old.wanted, wanted), got=min(old.got, got), until_s=t
-            )
+            if wanted - got > old.wanted - old.got:
+                # Keep the largest cut, and its wish and result from that same instant: the
+                # largest wish and the smallest result of a span are often moments apart.
+                self.records[at] = replace(old, wanted=wanted, got=got, until_s=t, at_s=t)
+            else:
+                self.records[at] = replace(old, until_s=t)
         else:
             self.open[key] = len(self.records)
             self.records.append(Clamp(t, self.zones[zone], rule, wanted, got, t))
