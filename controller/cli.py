@@ -131,7 +131,13 @@ def _limits(config: Path | None, max_intensity: float | None, sparing: bool) -> 
 @click.option("--max-intensity", type=float, help="Lower the overall cap, in percent.")
 @click.option("--sparing", is_flag=True, help="Plan in sparing mode (first sessions).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-@click.option("--plot", type=click.Path(path_type=Path), help="Save a PNG plot of the plan.")
+@click.option(
+    "--plot", type=click.Path(path_type=Path),
+    help="Save a picture (PNG) of what the cushion will play; needs the 'plot' extra.",
+)
+@click.option(
+    "--spark", is_flag=True, help="Show what the cushion will play as one line per body area."
+)
 @friendly
 def plan(
     program: str,
@@ -141,6 +147,7 @@ def plan(
     sparing: bool,
     as_json: bool,
     plot: Path | None,
+    spark: bool,
 ) -> None:
     """Show what a program will do on a cushion, and where the envelope lowered it."""
     from controller.planview import plan_json, plot_plan, print_plan
@@ -156,8 +163,13 @@ def plan(
         out.print_json(json.dumps(plan_json(prog, prof, limits, timeline)))
     else:
         print_plan(out, prog, prof, limits, timeline)
+    if spark:
+        from controller.plot import spark_lines
+
+        for line in spark_lines(prog, prof, limits, timeline, out.width):
+            (err if as_json else out).print(line, markup=False, highlight=False, soft_wrap=True)
     if plot is not None:
-        plot_plan(timeline, prof, plot)
+        plot_plan(prog, prof, limits, timeline, plot)
         err.print(f"plot saved to {plot}")
 
 
@@ -205,6 +217,8 @@ def run(
         raise UsageError("--ble and --port exclude each other.", hint="Choose one.")
     port = None if use_sim or ble else (port or cfg.defaults.port)
     prog = load_program(program)
+    for warning_text in prog.notes():  # the article's rules this program breaks; it still runs
+        err.print(f"[yellow]warning:[/] {warning_text}", markup=True, soft_wrap=True)
     if ble:
         if radio is not None and factor is not None and factor != 1:
             raise UsageError(
