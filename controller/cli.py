@@ -17,6 +17,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from controller.configcli import config_group, screening_command
 from controller.errors import DeviceError, SafetyStop, UsageError
 from controller.history import history
 from controller.session import EXIT_BAD_INPUT, EXIT_DEVICE, EXIT_INTERRUPTED, EXIT_SAFETY
@@ -188,6 +189,10 @@ def plan(
 @click.option("--config", type=click.Path(path_type=Path), help="Config file (TOML).")
 @click.option("--max-intensity", type=float, help="Lower the overall cap, in percent.")
 @click.option("--sparing", is_flag=True, help="Sparing mode (first sessions).")
+@click.option(
+    "--yes", "skip_screening", is_flag=True,
+    help="Ask no screening questions (an unattended rig); the journal records the skip.",
+)
 @friendly
 def run(
     program: str,
@@ -202,6 +207,7 @@ def run(
     config: Path | None,
     max_intensity: float | None,
     sparing: bool,
+    skip_screening: bool,
 ) -> None:
     """Run a massage program on a cushion (the simulator unless --port or --ble is given)."""
     from controller.runner import RunOptions
@@ -231,17 +237,19 @@ def run(
                 "--speed only applies to the simulator: a real cushion always runs in real time.",
                 hint="Drop --speed, or add --sim to use the simulated BLE cushions.",
             )
+        screened = _screen(prog, config, cfg, limits, skip_screening, as_json)
         code = _run_ble(
             prog,
             ble,
             profile_name,
             cfg,
-            limits,
+            screened.limits,
             use_sim or radio is not None,
             radio,
             factor,
             auto_resume,
             as_json,
+            screening_skipped=screened.skipped,
         )
         sys.exit(code)
     if port:
@@ -263,11 +271,31 @@ def run(
         )
     prof = load_profile(profile_name or cfg.defaults.profile or DEFAULT_SIM_PROFILE)
     options = RunOptions(endpoint, factor, auto_resume=auto_resume)
+    screened = _screen(prog, config, cfg, limits, skip_screening, as_json)
 
     async def go(emit: Any) -> int:
-        return _report(await _journaled(prog, prof, limits, options, emit))
+        return _report(
+            await _journaled(
+                prog, prof, screened.limits, options, emit, screening_skipped=screened.skipped
+            )
+        )
 
     sys.exit(_drive(go, factor, as_json))
+
+
+def _screen(
+    prog: Any, config: Path | None, cfg: Any, limits: Any, skip: bool, as_json: bool
+) -> Any:
+    """Ask the screening questions that are due (only on a terminal) and apply the answers."""
+    from controller.screening import Asker, gate, screening_for
+
+    # Never read stdin that is not a terminal, nor talk over a --json stream.
+    terminal = not as_json and sys.stdin.isatty() and sys.stderr.isatty()
+    asker = Asker(err, lambda: click.getchar(echo=False)) if terminal else None
+    screened = gate(prog, screening_for(config, cfg), limits, skip=skip, asker=asker)
+    for note in screened.notes:
+        err.print(f"note: {note}", soft_wrap=True, markup=False)
+    return screened
 
 
 async def _journaled(
@@ -396,6 +424,8 @@ def _run_ble(
     factor: float | None,
     auto_resume: bool,
     as_json: bool,
+    *,
+    screening_skipped: bool = False,
 ) -> int:
     """Find the BLE cushion (choosing its profile when exactly one matches) and run on it."""
     from controller.discovery import known_profiles, pick_profile, scan
@@ -444,7 +474,15 @@ def _run_ble(
             )
             options = RunOptions(endpoint, factor, auto_resume=auto_resume)
             return _report(
-                await _journaled(prog, prof, device_limits, options, emit, transport=transport)
+                await _journaled(
+                    prog,
+                    prof,
+                    device_limits,
+                    options,
+                    emit,
+                    transport=transport,
+                    screening_skipped=screening_skipped,
+                )
             )
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -606,6 +644,8 @@ def program_check(file: str, profile_name: str) -> None:
 
 
 main.add_command(history)
+main.add_command(config_group)
+main.add_command(screening_command)
 
 
 if __name__ == "__main__":

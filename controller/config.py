@@ -1,19 +1,28 @@
-"""The user config file (TOML): default profile and port, and limits narrowed below defaults."""
+"""The user config file (TOML): default profile and port, limits narrowed below defaults, and
+the screening's answers."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import contextlib
+import datetime as dt
+import logging
+import os
+import tempfile
+import tomllib
+from pathlib import Path
+from typing import Any, Final
 
 from platformdirs import user_config_path
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from controller.course import CourseSettings
 from controller.errors import ConfigError
 from controller.limits import DEFAULT_LIMITS, LimitError, SafetyLimits, narrow
-from protocols.tomlsource import locate, read_toml, validate
+from protocols.contraindications import CHECKLIST
+from protocols.tomlsource import FieldError, locate, read_toml, validate
 
-if TYPE_CHECKING:
-    from pathlib import Path
+log = logging.getLogger(__name__)
+ENV_VAR: Final = "CUSHION_CONFIG"
 
 
 class LimitsSection(BaseModel):
@@ -69,6 +78,43 @@ class DeviceSection(BaseModel):
         return changes
 
 
+class ScreeningSection(BaseModel):
+    """The `[screening]` table: the checklist's answers, when, and the pain of one day."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    answered_on: dt.date | None = Field(
+        None, description="when the whole checklist was last answered; asked again 90 days on"
+    )
+    unattended: StrictBool = Field(
+        False, description="never ask (an unattended rig); the journal records the skip"
+    )
+    pain_on: dt.date | None = Field(
+        None, description='the day "yes" was answered to the pain question: no sessions then'
+    )
+    answers: dict[str, StrictBool] = Field(
+        default_factory=dict, description="checklist key -> true for yes, false for no"
+    )
+
+    @field_validator("answers")
+    @classmethod
+    def _known_keys(cls, value: dict[str, bool]) -> dict[str, bool]:
+        known = [c.key for c in CHECKLIST]
+        for key in value:
+            if key not in known:
+                raise FieldError(f"there is no screening question '{key}' (known: "
+                                 f"{', '.join(known)})", (key,))
+        return value
+
+    @field_validator("answered_on", "pain_on")
+    @classmethod
+    def _not_in_the_future(cls, value: dt.date | None) -> dt.date | None:
+        if value is not None and value > dt.date.today():
+            raise ValueError(f"{value} is in the future; write the day it was answered, or "
+                             "remove the line to be asked again")
+        return value
+
+
 class Config(BaseModel):
     """The whole user config file."""
 
@@ -78,6 +124,7 @@ class Config(BaseModel):
     defaults: DefaultsSection = Field(default_factory=DefaultsSection)
     device: dict[str, DeviceSection] = Field(default_factory=dict)
     course: CourseSettings = Field(default_factory=CourseSettings)  # controller/course.py
+    screening: ScreeningSection = Field(default_factory=ScreeningSection)
 
     def for_device(self, address: str) -> DeviceSection:
         """Return the settings kept for the cushion at `address` (any letter case)."""
@@ -89,7 +136,10 @@ class Config(BaseModel):
 
 
 def default_config_path() -> Path:
-    """Return where the config file lives for this user (e.g. ~/.config/cushion/config.toml)."""
+    """Return the user's config file: $CUSHION_CONFIG, else e.g. ~/.config/cushion/config.toml."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env)
     return user_config_path("cushion") / "config.toml"
 
 
@@ -110,6 +160,11 @@ def load_config(path: Path | None) -> tuple[Config, SafetyLimits]:
             )
         return Config(), DEFAULT_LIMITS
     data, text = read_toml(path, ConfigError)
+    return checked(data, text, path)
+
+
+def checked(data: dict[str, Any], text: str, path: Path) -> tuple[Config, SafetyLimits]:
+    """Validate parsed config text (see `load_config`); ConfigError naming file, line, key."""
     config = validate(Config, data, text, path, ConfigError)
     changes: dict[str, Any] = dict(config.limits.model_extra or {})
     try:
@@ -130,3 +185,57 @@ def load_config(path: Path | None) -> tuple[Config, SafetyLimits]:
                 "[limits] (that needs allow_raise = true).",
             )
     return config, limits
+
+
+def update_config(path: Path, changes: dict[tuple[str, ...], Any]) -> Config:
+    """Set (or, for None, remove) keys of the config file, keeping its comments and other
+    settings; the new text is checked like `load_config` before it replaces the file.
+
+    `changes` maps a key path such as ("screening", "answers", "tumour") to its new value.
+    """
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    try:
+        doc = tomlkit.parse(text)
+    except TOMLKitError as exc:  # load_config refuses such a file first; this is a guard
+        raise ConfigError(f"this is not valid TOML: {exc}.", file=path) from exc
+    for keys, value in changes.items():
+        table: Any = doc
+        for name in keys[:-1]:
+            if name not in table:
+                table[name] = tomlkit.table()
+            table = table[name]
+        if value is None:
+            table.pop(keys[-1], None)
+        else:
+            table[keys[-1]] = value
+    new_text = tomlkit.dumps(doc)
+    try:
+        config, _ = checked(tomllib.loads(new_text), new_text, path)
+    except ConfigError as exc:  # the line would be one of the unwritten text: leave it out
+        raise ConfigError(exc.message, file=path, key=exc.key,
+                          hint=" ".join(filter(None, [exc.hint, "The file was not changed."]))
+                          ) from exc
+    _write_atomically(path, new_text)
+    log.info("config %s: set %s", path, ", ".join(".".join(k) for k in changes))
+    return config
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Replace the file in one step, so an interrupted write never leaves half a config."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
+    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

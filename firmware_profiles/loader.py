@@ -12,6 +12,7 @@ from firmware_profiles.commands import ProfileError
 from firmware_profiles.model import Profile
 from firmware_profiles.problem import Problem
 from protocols.tomlsource import brackets, locate, read_toml, validate
+from protocols.userdirs import user_dir, user_files
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 # Arrays of inline tables that are written one item per line: errors point at the item.
@@ -23,15 +24,27 @@ def builtin_profiles() -> dict[str, Path]:
     return {path.stem: path for path in sorted(BUILTIN_DIR.glob("*.toml"))}
 
 
+def user_profiles() -> dict[str, Path]:
+    """Return the user's profiles (the user data folder's profiles/), name -> TOML file.
+
+    As for programs, a built-in name always means the built-in profile.
+    """
+    builtins = builtin_profiles()
+    return {name: p for name, p in user_files("profiles").items() if name not in builtins}
+
+
 def load_profile(name_or_path: str | Path) -> Profile:
-    """Load a built-in profile by name, or a profile file by path; ProfileError if unusable."""
-    path = builtin_profiles().get(str(name_or_path)) if isinstance(name_or_path, str) else None
+    """Load a built-in or user profile by name, or a profile file by path; ProfileError if bad."""
+    path = None
+    if isinstance(name_or_path, str):
+        path = builtin_profiles().get(name_or_path) or user_profiles().get(name_or_path)
     if path is None:
         path = Path(name_or_path)
         if not path.exists() and isinstance(name_or_path, str) and path.suffix != ".toml":
-            known = ", ".join(builtin_profiles())
+            known = ", ".join([*builtin_profiles(), *user_profiles()])
             raise ProfileError(f"no built-in profile or file named '{name_or_path}'.",
-                               hint=f"Built-in profiles: {known}; or give a path to a .toml file.")
+                               hint=f"Profiles: {known}; or give a path to a .toml file; or put "
+                               f"your profile in {user_dir('profiles')}.")
     data, text = read_toml(path, ProfileError)
     try:
         profile = validate(Profile, data, text, path, ProfileError)

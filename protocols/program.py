@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from protocols.checks import program_problems
+from protocols.contraindications import Contraindication  # noqa: TC001 (pydantic needs it)
 from protocols.limits import GENTLE_START_MAX
 from protocols.phase import Phase  # noqa: TC001 (pydantic needs it at run time)
 from protocols.rules import RuleWarning, Scheme, rule_warnings
@@ -23,7 +24,7 @@ class ProgramInfo(BaseModel):
     title: str = Field(min_length=1)
     summary: str = ""
     sources: tuple[str, ...] = ()
-    contraindications: tuple[str, ...] = ()
+    contraindications: tuple[Contraindication, ...] = ()
     sparing: bool = False
     avoid: tuple[Technique, ...] = ()
     scheme: Scheme | None = Field(
@@ -47,6 +48,11 @@ class Program(ProgramInfo):
     def _safe(self) -> Program:
         _raise_first(self, self.phases)
         return self
+
+    @property
+    def screening_keys(self) -> tuple[str, ...]:
+        """Return the screening keys this program lists (free-text entries have none)."""
+        return tuple(c.key for c in self.contraindications if c.key is not None)
 
     @property
     def duration_s(self) -> float:
