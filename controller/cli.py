@@ -171,7 +171,7 @@ def plan(
             (err if as_json else out).print(line, markup=False, highlight=False, soft_wrap=True)
     if plot is not None:
         plot_plan(prog, prof, limits, timeline, plot)
-        err.print(f"plot saved to {plot}")
+        err.print(f"plot saved to {plot}", soft_wrap=True, markup=False)
 
 
 @main.command()
