@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from controller.configcli import config_group, screening_command
@@ -41,7 +42,8 @@ def friendly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except InputError as exc:
-            err.print(f"[bold red]error:[/] {exc.describe()}", markup=True, soft_wrap=True)
+            # A message may quote brackets (pip install 'cushion[plot]'): not markup.
+            err.print(f"[bold red]error:[/] {escape(exc.describe())}", markup=True, soft_wrap=True)
             sys.exit(EXIT_BAD_INPUT)
         except DeviceError as exc:
             err.print(f"[bold red]device error:[/] {exc}", markup=True, soft_wrap=True)
