@@ -84,16 +84,34 @@ def main() -> None:
 
 
 @main.command()
+@click.option("--long", "long_form", is_flag=True, help="Also each summary, notes and "
+              "contraindications.")
 @friendly
-def programs() -> None:
-    """List the built-in massage programs."""
+def programs(long_form: bool) -> None:
+    """List the built-in massage programs and your own (see docs/programs.md)."""
+    from controller.planview import print_contraindications
     from protocols import builtin_programs, load_program
+    from protocols.loader import shadowed_programs, user_programs
 
-    table = Table("name", "length", "title", box=None)
-    for name in sorted(builtin_programs()):
+    found = {**{n: "built-in" for n in builtin_programs()}, **{n: "yours" for n in user_programs()}}
+    table = Table("name", "length", "title", "from", box=None)
+    for name in sorted(found):
         prog = load_program(name)
-        table.add_row(name, f"{prog.duration_s / 60:.0f} min", prog.title)
-    out.print(table)
+        if long_form:
+            out.print(f"[bold]{escape(name)}[/] ({found[name]}, {prog.duration_s / 60:.0f} min): "
+                      f"{escape(prog.title)}", soft_wrap=True)
+            out.print(escape(prog.summary), soft_wrap=True)
+            for note in prog.notes():
+                out.print(f"[yellow]warning:[/] {escape(note)}", soft_wrap=True)
+            print_contraindications(out, prog)
+            out.print()
+        else:
+            table.add_row(name, f"{prog.duration_s / 60:.0f} min", prog.title, found[name])
+    if not long_form:
+        out.print(table)
+    for name, path in shadowed_programs().items():
+        err.print(f"note: {path} is not used: '{name}' is a built-in name (rename the file to use "
+                  "it by name, or give its path).", soft_wrap=True, markup=False)
 
 
 @main.command()

@@ -80,7 +80,30 @@ def plan_json(
         ],
         "peak": round(timeline.peak(), 4),
         "dead_man": deadman_warning(profile),
+        "contraindications": contraindication_rows(program),
     }
+
+
+def contraindication_rows(program: Program) -> list[dict[str, Any]]:
+    """Return the program's contraindications: screening key (None for free text) and text."""
+    return [{"key": c.key, "text": c.text} for c in program.contraindications]
+
+
+CONTRA_HEAD = (
+    "Not for use with (the article, line 287: \"always consider contraindications\"; for the "
+    "conditions named, a doctor decides whether massage suits you; 'cushion run' asks these as "
+    "the screening):"
+)
+
+
+def print_contraindications(console: Console, program: Program) -> None:
+    """Print who should not use the program, one condition a line."""
+    if not program.contraindications:
+        console.print("[yellow]This program lists no contraindications.[/]")
+        return
+    console.print(escape(CONTRA_HEAD), soft_wrap=True)
+    for c in program.contraindications:
+        console.print(f"  - {escape(c.text)}", soft_wrap=True)
 
 
 def print_plan(
@@ -124,6 +147,7 @@ def print_plan(
     warning = deadman_warning(profile)
     if warning:
         console.print(f"[bold yellow]warning:[/] {warning}")
+    print_contraindications(console, program)
 
 
 def plot_plan(
