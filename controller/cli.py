@@ -405,17 +405,18 @@ def _drive(go: Callable[[Any], Any], factor: float | None, as_json: bool) -> int
 
     from controller.clock import loop_factory
     from controller.display import JsonLines, LiveDisplay, PlainLines
-    from controller.keys import KEYBOARD, Keyboard
+    from controller.keys import STDIN, Keyboard
 
+    context = contextvars.copy_context()
     try:
         with asyncio.Runner(loop_factory=loop_factory(factor)) as runner:
             if as_json:
-                return int(runner.run(go(JsonLines())))
+                context.run(STDIN.set, False)  # a JSON stream never reads stdin
+                return int(runner.run(go(JsonLines()), context=context))
             if err.is_terminal and factor != math.inf:
-                # Keys only with the live display on a terminal; otherwise stdin is not read.
+                # Keys only with the live display on a terminal.
                 keyboard = Keyboard(sys.stdin.fileno()) if sys.stdin.isatty() else None
-                context = contextvars.copy_context()
-                context.run(KEYBOARD.set, keyboard)
+                context.run(STDIN.set, keyboard or False)
                 with LiveDisplay(err, keys=keyboard is not None) as live:
                     return int(runner.run(go(live), context=context))
             return int(runner.run(go(PlainLines(err))))

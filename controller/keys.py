@@ -1,7 +1,7 @@
 """Single keys from the terminal while a session runs: pause, scale, stop, emergency stop.
 
 Only the live display reads keys, and only when stdin is a terminal: `_drive` in the CLI
-puts a `Keyboard` in `KEYBOARD` for the run, and the runner binds it to the session once the
+puts a `Keyboard` in `STDIN` for the run, and the runner binds it to the session once the
 session exists. The terminal is in cbreak mode while bound (no echo, no line buffering, but
 Ctrl-C and Ctrl-\\ still raise their signals) and is restored on every way out.
 """
@@ -45,6 +45,8 @@ ACTIONS: Final[dict[str, str]] = {
     "q": "emergency",
     "Q": "emergency",
     "esc": "emergency",
+    "\r": "resume",  # Enter, as in plain lines: resumes, never pauses
+    "\n": "resume",
 }
 
 FOOTER: Final = (
@@ -181,6 +183,8 @@ class Keyboard:
                 session.resume()
             else:
                 session.pause()
+        elif action == "resume":
+            session.resume()
         elif action == "weaker":
             session.scale_by(-1)
         elif action == "stronger":
@@ -198,6 +202,8 @@ class Keyboard:
             task.add_done_callback(self._tasks.discard)
 
 
-# The keyboard of the run in this context, if keys are wanted (the live display on a
-# terminal); a ContextVar rather than a parameter so the run's other layers stay as they are.
-KEYBOARD: ContextVar[Keyboard | None] = ContextVar("cushion_keyboard", default=None)
+# What a run in this context may do with stdin: a Keyboard reads single keys (the live
+# display on a terminal); True lets Enter resume a paused session (plain lines, as before);
+# False never reads it (--json). A ContextVar rather than a parameter, so the layers between
+# the command line and the runner stay as they are.
+STDIN: ContextVar[Keyboard | bool] = ContextVar("cushion_stdin", default=True)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from controller.device import Device
 from controller.events import Emit, Isolated, SessionStarted
 from controller.fallback import deadman_warning
-from controller.keys import KEYBOARD
+from controller.keys import STDIN, Keyboard
 from controller.plan import compile_program
 from controller.safety import apply_envelope, zone_caps
 from controller.session import EXIT_INTERRUPTED, Session, SessionResult
@@ -145,11 +145,11 @@ async def run_program(
             if stopper.signalled is not None:
                 await stopper.stop_now()
             loop = asyncio.get_running_loop()
-            keyboard = KEYBOARD.get()
-            if keyboard is not None:
+            stdin = STDIN.get()
+            if isinstance(stdin, Keyboard):
                 # The live display's keys (space resumes a session paused by a lost link too).
-                stack.enter_context(keyboard.bind(session))
-            elif options.handle_signals and reconnect and sys.stdin.isatty():
+                stack.enter_context(stdin.bind(session))
+            elif stdin and options.handle_signals and reconnect and sys.stdin.isatty():
                 # Enter resumes a session paused by a lost link (or by the user).
                 loop.add_reader(sys.stdin.fileno(), _on_enter, session)
                 stack.callback(loop.remove_reader, sys.stdin.fileno())
