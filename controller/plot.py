@@ -96,11 +96,14 @@ def spark_row(
 
 
 def spark_lines(
-    program: Program, profile: Profile, limits: SafetyLimits, timeline: Timeline, width: int = 60
+    program: Program, profile: Profile, limits: SafetyLimits, timeline: Timeline,
+    columns: int = 80,
 ) -> list[str]:
-    """Return the plan as terminal sparklines: a title, the phases, one line per body area."""
+    """Return the plan as terminal sparklines (at most `columns` wide, the marks 20-120 wide):
+    a title, the phases in words and as marks, one line per body area, the time scale."""
     names = zone_names(profile)
     pad = max(len(n) for n in names) + 2
+    width = max(20, min(120, columns - pad))
     played = played_levels(timeline, profile, limits, sparing=program.sparing)
     duration = timeline.duration_s
     lines = [
@@ -114,6 +117,9 @@ def spark_lines(
         label = ("|" + phase_name(m.phase))[: max(1, end - start)]
         header[start : start + len(label)] = list(label)
     lines.append(" " * pad + "".join(header))
+    lines.insert(1, "phases: " + ", ".join(
+        f"{phase_name(m.phase)} {_mmss(m.t_s)}-{_mmss(m.t_s + m.duration_s)}" for m in phases
+    ))
     for z, name in enumerate(names):
         lines.append(name.ljust(pad) + spark_row(timeline.times, played[:, z].tolist(),
                                                  duration, width))
