@@ -165,10 +165,10 @@ def test_a_heaterless_cushion_warms_up_by_stroking() -> None:
     heated, bare = load_profile("lp4-ascii"), load_profile("vb6-binary")
     assert heated.heat is not None and bare.heat is None
     warm = compile_program(program, heated)
-    first = [m for m in warm.markers if m.kind == "step"][0]
+    first = next(m for m in warm.markers if m.kind == "step")
     assert first.label == "heat" and max(warm.setpoints[100].levels) == 0.0
     timeline = plan(program, bare, DEFAULT_LIMITS)
-    first = [m for m in timeline.markers if m.kind == "step"][0]
+    first = next(m for m in timeline.markers if m.kind == "step")
     assert (first.label, first.duration_s) == ("stroking", 120)
     two_minutes = np.asarray(timeline.level_matrix()[: timeline.index_at(120)])
     assert 0.05 < two_minutes.max() <= 0.10 + 1e-9  # felt, and gentle
