@@ -203,9 +203,12 @@ def update_config(path: Path, changes: dict[tuple[str, ...], Any]) -> Config:
         raise ConfigError(f"this is not valid TOML: {exc}.", file=path) from exc
     for keys, value in changes.items():
         table: Any = doc
-        for name in keys[:-1]:
+        for depth, name in enumerate(keys[:-1], start=1):
             if name not in table:
                 table[name] = tomlkit.table()
+                note = _NEW_TABLE_COMMENTS.get(keys[:depth])
+                if note:
+                    table[name].add(tomlkit.comment(note))
             table = table[name]
         if value is None:
             table.pop(keys[-1], None)
@@ -221,6 +224,12 @@ def update_config(path: Path, changes: dict[tuple[str, ...], Any]) -> Config:
     _write_atomically(path, new_text)
     log.info("config %s: set %s", path, ", ".join(".".join(k) for k in changes))
     return config
+
+
+_NEW_TABLE_COMMENTS: Final[dict[tuple[str, ...], str]] = {
+    ("screening",): "Written by 'cushion screening' and 'cushion run'; see docs/config.md.",
+    ("screening", "answers"): "One key per question ('cushion screening --show'); true = yes.",
+}
 
 
 def _write_atomically(path: Path, text: str) -> None:
