@@ -173,7 +173,7 @@ def summary(
             continue
         line = f"{what}: session {n} of a course of about {lo}-{hi}"
         if n <= settings.sparing_sessions:
-            line += f" (sparing sessions: {settings.sparing_sessions})"
+            line += f" (sparing session {n} of {settings.sparing_sessions})"
         lines.append(line + ".")
     midnight = start_of_day(now)
     today = [r for r in rows if not r.simulated and r.started_at >= midnight]
