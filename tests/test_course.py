@@ -69,10 +69,10 @@ class Home:
         self.program = root / "steady.toml"
         self.program.write_text(STEADY, encoding="utf-8")
 
-    def cushion(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def cushion(self, *args: str, columns: int = 160) -> subprocess.CompletedProcess[str]:
         """Run `cushion ARGS` on this home's journal and config, to completion."""
         env = {**os.environ, "CUSHION_JOURNAL": str(self.journal),
-               "CUSHION_CONFIG": str(self.config), "COLUMNS": "160"}
+               "CUSHION_CONFIG": str(self.config), "COLUMNS": str(columns)}
         return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env,
                               timeout=240, check=False)
 
@@ -239,6 +239,18 @@ def test_the_daily_number_of_sessions_is_refused_with_when_it_is_allowed(tmp_pat
     assert f"allowed tomorrow ({tomorrow}) from 00:00" in done.stderr
     assert "not a medical threshold" in done.stderr
     assert len(home.history()) == 5  # refused before a session started: nothing journaled
+    # 2 x 700 s and 3 x 120 s with both zones at 0.5: 0.25 x 1760 s on the busiest zone.
+    table = home.cushion("history").stdout
+    assert "Today on a cushion: 2 of 2 session(s), vibration dose 440 of 1536 s." in table
+    lines = table.splitlines()
+    assert lines[0].split() == ["#", "started", "program", "cushion", "played", "peak", "on",
+                                "course", "dose", "outcome", "notes"]
+    assert lines[1].split()[-3:] == ["1", "175", "done"]
+    assert lines[3].split()[-3:] == ["-", "30", "done"]  # a short try: not counted
+    narrow = home.cushion("history", columns=80).stdout.splitlines()
+    assert narrow[0].split() == ["#", "started", "program", "played", "peak", "course",
+                                 "outcome", "notes"]
+    assert max(len(line) for line in narrow) <= 80
     # The simulator is never refused.
     assert home.run_steady()[0].returncode == 0
     # The same two sessions yesterday: the run goes on to the port (which is not there).
