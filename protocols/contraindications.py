@@ -180,6 +180,9 @@ class Contraindication(BaseModel):
     def _from_string(cls, data: Any) -> Any:
         if isinstance(data, str):
             data = {"key": data} if data in BY_KEY else {"text": data}
+        elif not isinstance(data, dict | Contraindication):
+            raise ValueError('a contraindication is a string (a key or free text) or a table '
+                             'such as { key = "edema", text = "..." }')
         if isinstance(data, dict) and not str(data.get("text", "")).strip():
             item = BY_KEY.get(data.get("key"))  # type: ignore[arg-type]
             if item is not None:

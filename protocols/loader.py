@@ -82,7 +82,7 @@ def _item_line(text: str, line: int, index: int) -> int:
         entry = lines[number - 1].lstrip()
         if entry.startswith("]"):
             break
-        if entry[:1] in ("{", '"', "'"):
+        if entry and not entry.startswith("#"):
             seen += 1
             if seen == index:
                 return number
