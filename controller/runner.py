@@ -172,6 +172,7 @@ async def run_program(
                 )
             )
             result = await session.run()
+            stopper.over = True  # outputs are off; the device's close is already under way
     except asyncio.CancelledError:
         if stopper.signalled is None:
             raise
@@ -211,6 +212,7 @@ class _Stopper:
         self.session: Session | None = None
         self.signalled: str | None = None
         self._gentle = False  # a first SIGINT asked for the gentle stop
+        self.over = False  # the session has ended: a late signal has nothing left to stop
         self._task = asyncio.current_task()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -225,6 +227,8 @@ class _Stopper:
     def _on_signal(self, sig: signal.Signals) -> None:
         first = self.signalled is None
         self.signalled = self.signalled or sig.name
+        if self.over:
+            return  # a second halt now would only report an all-off it cannot write
         if self.session is not None:
             if sig == signal.SIGINT and not self._gentle and first:
                 self._gentle = True

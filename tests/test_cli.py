@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import tty
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -150,24 +152,53 @@ def test_a_device_that_never_answers_exits_3() -> None:
 
 
 @pytest.mark.realtime
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_cuts_the_outputs_and_exits_130(sig: signal.Signals) -> None:
+@pytest.mark.parametrize(
+    ("sigs", "emergency"),
+    [
+        ([signal.SIGTERM], [True]),
+        ([signal.SIGINT], [False]),  # Ctrl-C: the gentle stop, ramping down
+        ([signal.SIGINT, signal.SIGINT], [False, True]),  # a second Ctrl-C cuts at once
+    ],
+    ids=["SIGTERM", "SIGINT", "SIGINT-twice"],
+)
+def test_a_signal_stops_the_outputs_and_exits_130(
+    sigs: list[signal.Signals], emergency: list[bool]
+) -> None:
+    # 255 levels, so a ramp-down shows as many small steps on the wire.
     proc = subprocess.Popen(
-        [*CLI, "run", "lumbar-classic", "--speed", "20", "--json"],
+        [*CLI, "run", "lumbar-classic", "--speed", "20", "--json", "--profile", "vb6-binary"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     assert proc.stdout is not None
     for line in proc.stdout:  # wait for the session to be under way, not for a clock
-        if json.loads(line)["kind"] == "setpoint":
+        event = json.loads(line)
+        if event["kind"] == "setpoint" and max(event["intensity"]) >= 0.1:
             break
-    proc.send_signal(sig)
+    proc.send_signal(sigs[0])
+    tail: list[dict[str, Any]] = []
+    if len(sigs) > 1:
+        for line in proc.stdout:  # the gentle stop began: the second one lands in its ramp
+            tail.append(json.loads(line))
+            if tail[-1]["kind"] == "stop_requested":
+                break
+        proc.send_signal(sigs[1])
     rest, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
-    tail = events(rest)
-    assert any(e["kind"] == "stop_requested" and e["emergency"] for e in tail)
-    assert any(e["kind"] == "all_off" and e["sent"] for e in tail)
+    tail += events(rest)
+    stops = [e for e in tail if e["kind"] == "stop_requested"]
+    assert [e["emergency"] for e in stops] == emergency, stops
+    offs = [i for i, e in enumerate(tail) if e["kind"] == "all_off"]
+    assert offs and all(tail[i]["sent"] for i in offs)
+    after = tail[offs[0] :]
+    assert not any(e["kind"] == "setpoint" and any(e["levels"]) for e in after)
+    if emergency == [False]:
+        # The ramp-down: outputs only fall between the stop and the all-off.
+        first = next(i for i, e in enumerate(tail) if e["kind"] == "stop_requested")
+        ramp = [max(e["intensity"]) for e in tail[first : offs[0]] if e["kind"] == "setpoint"]
+        assert len(ramp) >= 3 and ramp[-1] < ramp[0], ramp
+        assert all(b <= a + 1e-9 for a, b in itertools.pairwise(ramp)), ramp
 
 
 def test_plan_json_and_plot(tmp_path: Path) -> None:
