@@ -65,6 +65,10 @@ _REAL_JITTER_S = 0.002
 # On a sped-up simulator clock, renew leases this much real time earlier than half-life: a
 # renewal 5 ms late in real time is half a second late at --speed 100, and the lease lapses.
 _REAL_LEASE_MARGIN_S = 0.01
+# Frames a halt lets through, and frames that leave the outputs as they are.
+_UNGATED = (Stop, Keepalive, Query)
+_QUIET = (Keepalive, Query)
+
 
 class Device:
     """Facade over one cushion: clamp, quantise, coalesce, keep alive, and stop first."""
@@ -517,7 +521,7 @@ class Device:
 
     async def _send(self, command: Command) -> bool:
         """Encode and write one command: the single place bytes leave for the cushion."""
-        if self._halted and not isinstance(command, Stop | Keepalive | Query):
+        if self._halted and not isinstance(command, _UNGATED):
             return False  # a halt always wins over updates that were already on their way
         if not self.link.up.is_set():
             return False  # nothing to write to; all-off goes first once the link is back
@@ -537,7 +541,7 @@ class Device:
                 raise
             self._link_lost(str(exc))  # the reader loop reconnects
             return False
-        if not isinstance(command, Keepalive | Query):
+        if not isinstance(command, _QUIET):
             self._off_written = isinstance(command, Stop)
         return True
 

@@ -46,8 +46,13 @@ class Link:
 
     async def write(self, frame: bytes) -> None:
         """Write one frame whole (no other frame's bytes in between); `LinkLost` if down."""
-        async with self._write_lock:
+        # acquire/release rather than `async with`: one coroutine less on every frame.
+        lock = self._write_lock
+        await lock.acquire()
+        try:
             await self.transport._write(frame)
+        finally:
+            lock.release()
 
     async def read(self) -> bytes:
         """Return the next bytes from the cushion; `LinkLost` when the link ends."""

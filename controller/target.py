@@ -45,10 +45,11 @@ def sent_event(t_s: float, target: Target, profile: Profile, ceiling: float) -> 
     mode = None
     if target.mode is not None:
         mode = next((k for k, v in profile.modes.items() if v == target.mode), None)
+    lo, span = scale.min, scale.max - scale.min
     return SetpointSent(
         t_s,
         target.levels,
-        tuple(scale.from_device(v) for v in target.levels),
+        tuple([(v - lo) / span for v in target.levels]),  # Intensity.from_device, inlined
         freq,
         target.heat,
         mode,
