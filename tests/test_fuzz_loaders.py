@@ -53,6 +53,15 @@ final_ramp_down_s = 90
 profile = "vb6-binary"
 max_intensity = 0.5
 sparing = false
+
+[screening]
+answered_on = 2024-01-10
+unattended = false
+pain_on = 2024-01-11
+
+[screening.answers]
+tumour = false
+reduced_sensation = true
 """
 SOURCES = {"profile": PROFILES, "program": PROGRAMS, "config": {"config": CONFIG}}
 
@@ -237,6 +246,8 @@ BAD_FILES: dict[str, tuple[str, bytes]] = {
                       .encode()),
     "device-0.9": ("config", b'[device."AA:BB:CC:DD:EE:FF"]\nmax_intensity = 0.9\n'),
     "ramp-down-0": ("config", b"[limits]\nallow_raise = true\nfinal_ramp_down_s = 0\n"),
+    "screening-future": ("config", b"[screening]\nanswered_on = 2999-01-01\n"),
+    "screening-word": ("config", b'[screening.answers]\ntumour = "no"\n'),
 }
 
 

@@ -15,7 +15,11 @@ from pathlib import Path
 
 import pexpect
 import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from controller.cli import main
 from controller.config import load_config
 from controller.errors import ConfigError
 from protocols.contraindications import CHECKLIST
@@ -23,6 +27,8 @@ from protocols.contraindications import CHECKLIST
 CLI = [sys.executable, "-m", "controller.cli"]
 TODAY = dt.date.today()
 N = len(CHECKLIST)
+FUZZ = settings(max_examples=150, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def answered(on: dt.date = TODAY, yes: tuple[str, ...] = (), skip: tuple[str, ...] = (),
@@ -326,3 +332,33 @@ def test_a_bad_screening_table_is_exit_2_for_run(home: dict[str, str]) -> None:
     done = cushion(home, "run", "lumbar-short", "--speed", "max", "--json")
     assert done.returncode == 2 and "config.toml:2" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+SETTABLE = [
+    "limits.max_intensity", "limits.sparing", "limits.ramp_per_s", "limits.final_ramp_down_s",
+    "limits.heat_max", "limits.allow_raise", "limits.nope", "defaults.profile", "defaults.port",
+    "screening.tumour", "screening.answers.edema", "screening.acute_pain", "screening.unattended",
+    "screening.pain_on", "screening.answered_on", "screening", "device.x.max_intensity", "",
+]
+VALUES = ["0.5", "50%", "0", "-1", "1e309", "nan", "inf", "yes", "no", "none", "", "lp4-ascii",
+          "/dev/ttyUSB0", "serial:/dev/x?baud=abc", "2024-01-01", "[1]", '"', "\x00", "é"]
+
+
+@FUZZ
+@given(key=st.sampled_from(SETTABLE) | st.text(max_size=30),
+       value=st.sampled_from(VALUES) | st.text(max_size=30))
+def test_config_set_only_accepts_or_refuses(tmp_path: Path, key: str, value: str) -> None:
+    """Any KEY VALUE: exit 0 and a file that still loads, or exit 2 with one paragraph."""
+    path = tmp_path / "fuzz.toml"
+    path.write_text("# kept\n[limits]\nmax_intensity = 0.6\n\n" + answered())
+    before = path.read_text()
+    result = CliRunner().invoke(main, ["config", "set", "--config", str(path), key, value])
+    assert result.exit_code in (0, 2), (result.output, result.exception)
+    assert not isinstance(result.exception, Exception) or isinstance(
+        result.exception, SystemExit), result.exception
+    _, limits = load_config(path)
+    assert limits.max_intensity <= 0.6
+    if result.exit_code == 2:
+        assert path.read_text() == before
+    else:
+        assert path.read_text().startswith("# kept\n")
