@@ -327,5 +327,6 @@ def config_set(key: str, value: str, config_path: Path | None) -> None:
         path = screening_for(config_path, cfg).path
     keys, new = _change(key, value, cfg, limits)
     update_config(path, {keys: new})
-    shown = "removed" if new is None else f"= {new}"
+    shown = ("removed" if new is None else f"= {'yes' if new else 'no'}"
+             if isinstance(new, bool) else f"= {new}")
     _err().print(f"{'.'.join(keys)} {shown} in {path}", soft_wrap=True, markup=False)
