@@ -142,6 +142,19 @@ def test_answered_screening_asks_only_about_pain_and_a_yes_refuses_the_day(
     assert child.exitstatus == 0
 
 
+def test_ctrl_c_in_the_questions_leaves_and_saves_nothing(home: dict[str, str]) -> None:
+    child = terminal(home, "run", "lumbar-short", "--speed", "max")
+    child.expect(r"1/\d+ .*\[y/n\] ")
+    child.send("n")
+    child.expect(r"2/\d+ .*\[y/n\] ")
+    child.send("\x03")
+    child.expect("interrupted")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 130
+    assert not config_of(home).exists() and sessions(home) == []
+
+
 def test_a_key_not_yet_asked_is_asked_alone(home: dict[str, str]) -> None:
     config_of(home).write_text(answered(skip=("marfan",)))
     child = terminal(home, "run", "lumbar-short", "--speed", "max")
