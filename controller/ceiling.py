@@ -59,9 +59,9 @@ def to_levels(levels: Sequence[float], scale: Intensity) -> tuple[int, ...]:
     """Return device levels for intensities (0..1): rounded down, 0 is off."""
     lo, span = scale.min, scale.max - scale.min
     # The profile's to_device, inlined for the hot path.
+    top = scale.max
     return tuple(
-        lo if v <= 0.0 else scale.max if v >= 1.0 else lo + math.floor(v * span + 1e-9)
-        for v in levels
+        [lo if v <= 0.0 else top if v >= 1.0 else lo + math.floor(v * span + 1e-9) for v in levels]
     )
 
 

@@ -10,7 +10,7 @@ from controller.backoff import backoff_delay
 from controller.errors import DeviceError, LinkLost
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from controller.transports.base import Transport
 
@@ -54,9 +54,9 @@ class Link:
         finally:
             lock.release()
 
-    async def read(self) -> bytes:
+    def read(self) -> Awaitable[bytes]:
         """Return the next bytes from the cushion; `LinkLost` when the link ends."""
-        return await self.transport.read()
+        return self.transport.read()  # the transport's own awaitable: no coroutine in between
 
     def lost(self) -> bool:
         """Mark the link down; return False if it already was."""

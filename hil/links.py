@@ -10,6 +10,9 @@ if TYPE_CHECKING:
     from hil.cushion import SimulatedCushion
 
 
+_NEVER = float("-inf")
+
+
 class InProcessLink:
     """A wire between a controller and a `SimulatedCushion` inside one event loop.
 
@@ -36,11 +39,15 @@ class InProcessLink:
 
     async def write(self, data: bytes) -> None:
         """Send bytes towards the cushion; raise `ConnectionError` once the link is closed."""
+        self.send(data)
+
+    def send(self, data: bytes) -> None:
+        """`write` without the coroutine: the cushion takes the bytes before this returns."""
         if self._closed is not None:
             raise ConnectionError(self._closed)
         # A wire with no delay: the cushion takes the bytes now, in order; its replies reach
         # the controller's reader on a later loop turn. Saves a loop turn per frame.
-        self._deliver(bytes(data))
+        self._deliver(data if type(data) is bytes else bytes(data))
 
     async def read(self) -> bytes:
         """Return the reply bytes received so far (waits for some); ConnectionError once closed."""
@@ -88,7 +95,7 @@ class InProcessLink:
     def _deliver(self, data: bytes) -> None:
         if self._closed is None:
             cushion = self.cushion
-            if cushion.unreachable_until > float("-inf") and (
+            if cushion.unreachable_until > _NEVER and (
                 cushion.firmware.now() < cushion.unreachable_until
             ):
                 return  # out of reach: the bytes are lost

@@ -53,7 +53,7 @@ class SimTransport(Transport):
         if self._link is None:
             raise LinkLost("the simulated link is closed.")
         try:
-            await self._link.write(data)
+            self._link.send(data)  # the link's write, minus a coroutine per frame
         except ConnectionError as exc:
             raise LinkLost(f"the simulated link dropped: {exc}.") from exc
 
