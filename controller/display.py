@@ -105,9 +105,8 @@ def limits_in_words(event: SessionStarted) -> list[str]:
     ]
     if kidney:
         area = join_areas([n for n, _ in kidney])
-        verb = "lies" if len({n for n, _ in kidney}) == 1 or " and " not in area else "lie"
         top = max(c for _, c in kidney)
-        lines.append(f"{area} {verb} over the kidneys: kept gentle, at most {top:.0%}")
+        lines.append(f"{area}: over the kidneys, so kept gentle, at most {top:.0%}")
     if "sparing_max_intensity" in lim:
         lines.append(
             f"sparing mode for the first sessions: at most {lim['sparing_max_intensity']:.0%}"

@@ -265,6 +265,9 @@ class Session:
         if self._emergency is not None:
             return SessionResult(self._outcome, self._exit_code, self._emergency)
         await self._ramp_down(None if last is None else self._scaled(last))
+        if self._emergency is not None:
+            # Cut during the ramp-down (a second Ctrl-C): that is how it ended.
+            return SessionResult(self._outcome, self._exit_code, self._emergency)
         await self.device.halt(self._stop_reason, final=True)
         return SessionResult("stopped", self._exit_code, self._stop_reason)
 

@@ -245,6 +245,8 @@ def test_ctrl_c_twice_cuts_at_once(tmp_path: Path) -> None:
     stops = [e.payload for e in events if e.kind == "stop_requested"]
     assert [s["emergency"] for s in stops] == [False, True], stops
     assert row.outcome == "stopped" and row.exit_code == 130
+    ended = next(e.payload for e in events if e.kind == "session_ended")
+    assert ended["details"]["message"] == "interrupted (Ctrl-C twice)", ended
     _ends_all_off(events)
 
 
