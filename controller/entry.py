@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import signal
 import sys
-from typing import Any
+
+# No `typing` import here: it is the slowest import before the handlers below, and a signal
+# in that window died with the interpreter's traceback (the kill loops, on a loaded host).
 
 EXIT_INTERRUPTED = 130
 _EARLY = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
-def _interrupted(_signum: int, _frame: Any) -> None:
+def _interrupted(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 

@@ -68,9 +68,13 @@ class Kill:
     commands: list[Command]
     outputs_on: bool
     stderr: str
+    stops: list[bool]  # the stop_requested events' `emergency`, in order
+    twice: bool = False  # a second signal followed the first
 
 
-async def _one_kill(sig: signal.Signals, phase: str, delay_s: float) -> Kill:
+async def _one_kill(
+    sig: signal.Signals, phase: str, delay_s: float, again_s: float | None = None
+) -> Kill:
     cushion = SimulatedCushion(load_profile(PROFILE))
     async with PtyLink(cushion) as link:
         proc = await _cushion_run(link.port)
@@ -81,11 +85,22 @@ async def _one_kill(sig: signal.Signals, phase: str, delay_s: float) -> Kill:
                 if json.loads(line)["kind"] == "setpoint":
                     break
         await asyncio.sleep(delay_s)
+        twice = False
         if proc.returncode is None:
             proc.send_signal(sig)
-        _, err = await asyncio.wait_for(proc.communicate(), 60)
+            if again_s is not None:
+                await asyncio.sleep(again_s)  # within the 3 s ramp-down a first SIGINT begins
+                if proc.returncode is None:
+                    proc.send_signal(sig)
+                    twice = True
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
         await asyncio.sleep(0.05)  # the last bytes reach the cushion's reader
         assert proc.returncode is not None
+        stops = [
+            bool(e["emergency"])
+            for e in map(json.loads, out.decode().splitlines())
+            if e["kind"] == "stop_requested"
+        ]
         return Kill(
             sig,
             phase,
@@ -93,37 +108,68 @@ async def _one_kill(sig: signal.Signals, phase: str, delay_s: float) -> Kill:
             list(cushion.recorder.commands()),
             any(cushion.state.commanded),
             err.decode(errors="replace"),
+            stops,
+            twice,
         )
 
 
-async def _kills(sig: signal.Signals, seed: int) -> list[Kill]:
+async def _kills(sig: signal.Signals, seed: int, *, twice: bool = False) -> list[Kill]:
     rng = random.Random(seed)
+    again = random.Random(seed + 1)  # its own stream: the first signals' moments stay as they were
     plan = [
-        ("start-up" if k % 2 == 0 else "ramp", rng.uniform(0.0, 1.0)) for k in range(PER_SIGNAL)
+        ("start-up" if k % 2 == 0 else "ramp", rng.uniform(0.0, 1.0), again.uniform(0.0, 1.0))
+        for k in range(PER_SIGNAL)
     ]
     out: list[Kill] = []
     for i in range(0, len(plan), 2):  # two at a time: the machine has two cores
-        out.extend(await asyncio.gather(*(_one_kill(sig, p, d) for p, d in plan[i : i + 2])))
+        batch = plan[i : i + 2]
+        out.extend(
+            await asyncio.gather(*(_one_kill(sig, p, d, a if twice else None) for p, d, a in batch))
+        )
     return out
+
+
+def _check_all_off(k: Kill) -> str:
+    """Check one kill ended all-off with the right exit code; return its description."""
+    where = f"{k.sig.name} during {k.phase}: exit {k.returncode}, {k.stderr[-300:]!r}"
+    assert "Traceback" not in k.stderr, where
+    assert not k.outputs_on, where
+    if k.commands:
+        # The port was open: the last frame on the wire is the all-off.
+        assert isinstance(k.commands[-1], Stop), (where, k.commands[-3:])
+        assert k.returncode == 130, where
+    else:
+        # Nothing reached the wire: killed while loading. 130 once our handlers are
+        # installed; before that (the interpreter's first milliseconds) death by the
+        # signal (seen once as SIGINT's -2 after "interrupted"; nothing was open).
+        assert k.returncode == 130 or k.returncode < 0, where
+    return where
 
 
 @pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
 def test_every_signal_at_a_random_moment_ends_all_off(sig: signal.Signals) -> None:
     kills = asyncio.run(_kills(sig, seed=sig.value))
     for k in kills:
-        where = f"{k.sig.name} during {k.phase}: exit {k.returncode}, {k.stderr[-300:]!r}"
-        assert "Traceback" not in k.stderr, where
-        assert not k.outputs_on, where
-        if k.commands:
-            # The port was open: the last frame on the wire is the all-off.
-            assert isinstance(k.commands[-1], Stop), (where, k.commands[-3:])
-            assert k.returncode == 130, where
-        else:
-            # Nothing reached the wire: killed while loading. 130 once our handlers are
-            # installed; before that (the interpreter's first milliseconds) death by the
-            # signal (seen once as SIGINT's -2 after "interrupted"; nothing was open).
-            assert k.returncode == 130 or k.returncode < 0, where
-    assert sum(1 for k in kills if k.phase == "ramp" and k.commands) >= PER_SIGNAL // 2 - 1
+        where = _check_all_off(k)
+        if k.stops:
+            # A running session: Ctrl-C stops it gently (the ramp-down); the others cut at once.
+            assert k.stops == [sig != signal.SIGINT], (where, k.stops)
+    under_way = [k for k in kills if k.phase == "ramp" and k.commands]
+    assert len(under_way) >= PER_SIGNAL // 2 - 1
+    assert sum(1 for k in under_way if k.stops) >= len(under_way) - 1
+
+
+def test_a_second_ctrl_c_cuts_the_ramp_down_at_once() -> None:
+    kills = asyncio.run(_kills(signal.SIGINT, seed=99, twice=True))
+    for k in kills:
+        where = _check_all_off(k)
+        if k.stops and k.twice:
+            # The first asked for the gentle stop; the second, during its ramp, cut at once.
+            assert k.stops == [False, True], (where, k.stops)
+        elif k.stops:
+            assert k.stops == [False], (where, k.stops)
+    cut = [k for k in kills if k.stops == [False, True]]
+    assert len(cut) >= PER_SIGNAL // 2 - 2, [(k.phase, k.stops, k.twice) for k in kills]
 
 
 def test_sigkill_is_stopped_by_the_cushion_and_journaled_as_interrupted(tmp_path: object) -> None:
