@@ -8,13 +8,17 @@ exactly as a person would type it. Nothing is added to the product: the bench re
 terminal's byte stream (every redraw of the live display) and the exit code. A run is clean
 when it exits 0 and its terminal never showed ``nak`` or ``fault:``.
 
+Each run is a new user's first run: a fresh config and journal, so the screening checklist
+and the pain question come first; the bench answers every question "n" as it appears on the
+screen (one key each, as a person would), then the session starts.
+
 The load is ``--load`` pure-Python busy loops (default: one per core, so both cores of a
 2-core machine are busy besides the runs themselves); ``--idle`` runs without them.
 ``os.getloadavg()`` is sampled at the end of every run. ``--parallel`` runs that many at
 once (each is a separate terminal and process), to keep the total load time short.
 ``--root DIR`` runs ``python -m controller`` from another checkout (a git worktree with a
 change under test, or the commit before one) instead of ``.venv/bin/cushion``.
-The journal goes to a temporary XDG_DATA_HOME, never the user's.
+The config, journal and data folders are temporary, one set per run, never the user's.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from dataclasses import dataclass
 import benchlib
 
 CUSHION = benchlib.ROOT / ".venv" / "bin" / "cushion"
+_QUESTION = re.compile(rb"\[y/[nN]\]")
 _ANSI = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>78]")
 
 
@@ -71,6 +76,7 @@ def run_in_terminal(
     os.close(slave)
     out = bytearray()
     deadline = start + timeout_s
+    answered = 0
     try:
         while time.monotonic() < deadline:
             ready, _, _ = select.select([master], [], [], 0.5)
@@ -85,6 +91,11 @@ def run_in_terminal(
             if not chunk:
                 break
             out += chunk
+            # Answer each "[y/n]" / "[y/N]" question once, as it appears, with "n".
+            asked = len(_QUESTION.findall(out))
+            if asked > answered:
+                os.write(master, b"n" * (asked - answered))
+                answered = asked
         else:
             proc.kill()
         code = proc.wait(10)
@@ -140,7 +151,17 @@ def main(argv: list[str] | None = None) -> int:
         env.pop("NO_COLOR", None)
 
         def one(n: int) -> Result:
-            result = run_in_terminal(cmd, env, args.timeout, args.root)
+            # Every run is a new user: no config (so no screening answers), no journal.
+            home = os.path.join(data_home, f"run{n + 1}")
+            os.makedirs(home)
+            mine = {
+                **env,
+                "XDG_DATA_HOME": home,
+                "CUSHION_CONFIG": os.path.join(home, "config.toml"),
+                "CUSHION_JOURNAL": os.path.join(home, "journal.sqlite3"),
+                "CUSHION_DATA_DIR": os.path.join(home, "cushion"),
+            }
+            result = run_in_terminal(cmd, mine, args.timeout, args.root)
             if args.keep:
                 os.makedirs(args.keep, exist_ok=True)
                 with open(os.path.join(args.keep, f"run{n + 1}.txt"), "w") as f:

@@ -307,12 +307,17 @@ def _screen(
     prog: Any, config: Path | None, cfg: Any, limits: Any, skip: bool, as_json: bool
 ) -> Any:
     """Ask the screening questions that are due (only on a terminal) and apply the answers."""
+    from controller.keys import answering
     from controller.screening import Asker, gate, screening_for
 
     # Never read stdin that is not a terminal, nor talk over a --json stream.
     terminal = not as_json and sys.stdin.isatty() and sys.stderr.isatty()
-    asker = Asker(err, lambda: click.getchar(echo=False)) if terminal else None
-    screened = gate(prog, screening_for(config, cfg), limits, skip=skip, asker=asker)
+    if not terminal:
+        screened = gate(prog, screening_for(config, cfg), limits, skip=skip, asker=None)
+    else:
+        with answering(sys.stdin.fileno()) as key:
+            screened = gate(prog, screening_for(config, cfg), limits, skip=skip,
+                            asker=Asker(err, key))
     for note in screened.notes:
         err.print(f"note: {note}", soft_wrap=True, markup=False)
     return screened

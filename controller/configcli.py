@@ -137,9 +137,12 @@ def screening_command(show: bool, as_json: bool, config_path: Path | None) -> No
             hint="Run 'cushion screening' in a terminal; 'cushion screening --show' prints the "
             "answers kept.",
         )
-    asker = Asker(_err(), lambda: click.getchar(echo=False))
-    asker.intro(screening.path)
-    answers = asker.checklist(CHECKLIST)
+    from controller.keys import answering
+
+    with answering(sys.stdin.fileno()) as key:
+        asker = Asker(_err(), key)
+        asker.intro(screening.path)
+        answers = asker.checklist(CHECKLIST)
     screening = save_answers(screening, answers, whole=True, on=today())
     _err().print(f"answers saved to {screening.path}: {_status_line(_status(screening))}",
                  soft_wrap=True)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Final
 from controller.session import EXIT_INTERRUPTED
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from controller.session import Session
 
@@ -207,3 +207,26 @@ class Keyboard:
 # False never reads it (--json). A ContextVar rather than a parameter, so the layers between
 # the command line and the runner stay as they are.
 STDIN: ContextVar[Keyboard | bool] = ContextVar("cushion_stdin", default=True)
+
+
+@contextlib.contextmanager
+def answering(fd: int) -> Iterator[Callable[[], str]]:
+    """Hold the terminal in cbreak mode for a run of questions; yield a one-key reader.
+
+    One mode switch for all the questions, made at once and restored without a flush, so a
+    key typed the moment a question appears is kept (click.getchar switches per key and
+    flushes what was typed meanwhile). Ctrl-C still raises its signal.
+    """
+    saved = termios.tcgetattr(fd)
+    tty.setcbreak(fd, termios.TCSANOW)
+
+    def key() -> str:
+        data = os.read(fd, 1)
+        if not data:
+            raise EOFError
+        return data.decode("latin-1")
+
+    try:
+        yield key
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)

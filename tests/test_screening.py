@@ -104,6 +104,22 @@ def test_first_run_asks_the_checklist_and_the_pain_question(home: dict[str, str]
     assert [s["screening_skipped"] for s in sessions(home)] == [False]
 
 
+def test_answers_typed_ahead_are_all_kept(home: dict[str, str]) -> None:
+    # A person who knows the questions types every answer at once, as soon as the first
+    # question shows: no key may be lost between questions (a per-key mode switch with a
+    # flush would drop them and leave the checklist waiting).
+    child = terminal(home, "run", "lumbar-short", "--speed", "max")
+    child.expect(rf"1/{N} .*\? \[y/n\] ")
+    child.send("n" * (N + 1))  # the checklist, then the pain question
+    child.expect("answers saved to")
+    child.expect("session done")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    cfg, _ = load_config(config_of(home))
+    assert cfg.screening.answers == {c.key: False for c in CHECKLIST}
+
+
 def test_answered_screening_asks_only_about_pain_and_a_yes_refuses_the_day(
     home: dict[str, str],
 ) -> None:
