@@ -30,6 +30,8 @@ DEFAULT_BLE_PROFILE = "vb6-binary"
 # A scaled clock outside this range is either frozen or a virtual run in disguise: past 1000x
 # the real-time parts (pty, reply floors) dominate; 'max' is the virtual clock for that.
 MIN_SPEED, MAX_SPEED = 0.1, 1000.0
+# Prose wraps at word boundaries on a terminal (soft_wrap off) and stays one line elsewhere,
+# so pipes, logs and tests see each paragraph whole.
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
@@ -43,13 +45,16 @@ def friendly(func: F) -> F:
             return func(*args, **kwargs)
         except InputError as exc:
             # A message may quote brackets (pip install 'cushion[plot]'): not markup.
-            err.print(f"[bold red]error:[/] {escape(exc.describe())}", markup=True, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(exc.describe())}", markup=True,
+                soft_wrap=not err.is_terminal)
             sys.exit(EXIT_BAD_INPUT)
         except DeviceError as exc:
-            err.print(f"[bold red]device error:[/] {exc}", markup=True, soft_wrap=True)
+            err.print(f"[bold red]device error:[/] {exc}", markup=True,
+                soft_wrap=not err.is_terminal)
             sys.exit(EXIT_DEVICE)
         except SafetyStop as exc:
-            err.print(f"[bold red]stopped for safety:[/] {exc}", markup=True, soft_wrap=True)
+            err.print(f"[bold red]stopped for safety:[/] {exc}", markup=True,
+                soft_wrap=not err.is_terminal)
             sys.exit(EXIT_SAFETY)
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -99,10 +104,10 @@ def programs(long_form: bool) -> None:
         prog = load_program(name)
         if long_form:
             out.print(f"[bold]{escape(name)}[/] ({found[name]}, {prog.duration_s / 60:.0f} min): "
-                      f"{escape(prog.title)}", soft_wrap=True)
-            out.print(escape(prog.summary), soft_wrap=True)
+                      f"{escape(prog.title)}", soft_wrap=not out.is_terminal)
+            out.print(escape(prog.summary), soft_wrap=not out.is_terminal)
             for note in prog.notes():
-                out.print(f"[yellow]warning:[/] {escape(note)}", soft_wrap=True)
+                out.print(f"[yellow]warning:[/] {escape(note)}", soft_wrap=not out.is_terminal)
             print_contraindications(out, prog)
             out.print()
         else:
@@ -111,7 +116,7 @@ def programs(long_form: bool) -> None:
         out.print(table)
     for name, path in shadowed_programs().items():
         err.print(f"note: {path} is not used: '{name}' is a built-in name (rename the file to use "
-                  "it by name, or give its path).", soft_wrap=True, markup=False)
+                  "it by name, or give its path).", soft_wrap=not err.is_terminal, markup=False)
 
 
 @main.command()
@@ -191,7 +196,7 @@ def plan(
             (err if as_json else out).print(line, markup=False, highlight=False, soft_wrap=True)
     if plot is not None:
         plot_plan(prog, prof, limits, timeline, plot)
-        err.print(f"plot saved to {plot}", soft_wrap=True, markup=False)
+        err.print(f"plot saved to {plot}", soft_wrap=not err.is_terminal, markup=False)
 
 
 @main.command()
@@ -244,7 +249,7 @@ def run(
     port = None if use_sim or ble else (port or cfg.defaults.port)
     prog = load_program(program)
     for warning_text in prog.notes():  # the article's rules this program breaks; it still runs
-        err.print(f"[yellow]warning:[/] {warning_text}", markup=True, soft_wrap=True)
+        err.print(f"[yellow]warning:[/] {warning_text}", markup=True, soft_wrap=not err.is_terminal)
     if ble:
         if radio is not None and factor is not None and factor != 1:
             raise UsageError(
@@ -319,7 +324,7 @@ def _screen(
             screened = gate(prog, screening_for(config, cfg), limits, skip=skip,
                             asker=Asker(err, key))
     for note in screened.notes:
-        err.print(f"note: {note}", soft_wrap=True, markup=False)
+        err.print(f"note: {note}", soft_wrap=not err.is_terminal, markup=False)
     return screened
 
 
@@ -347,11 +352,11 @@ async def _journaled(
         err.print(
             f"[yellow]warning:[/] {exc.describe()} This session is not journaled.",
             markup=True,
-            soft_wrap=True,
+            soft_wrap=not err.is_terminal,
         )
         course = without_journal(limits, prog, settings)
         for note in course.notes:
-            err.print(note, markup=False, soft_wrap=True)
+            err.print(note, markup=False, soft_wrap=not err.is_terminal)
         return await run_program(
             prog, prof, course.limits, options, emit=emit, transport=transport
         )
@@ -361,7 +366,7 @@ async def _journaled(
         course = prepare(journal, limits, prog, prof, simulated=is_simulated(endpoint),
                          settings=settings)
         for note in course.notes:  # stderr, ahead of the session: --json stdout stays events
-            err.print(note, markup=False, soft_wrap=True)
+            err.print(note, markup=False, soft_wrap=not err.is_terminal)
         limits = course.limits
         recorder = journal.start_session(
             program=prog.name,
@@ -384,7 +389,7 @@ async def _journaled(
             err.print(
                 f"[yellow]warning:[/] the journal stopped recording: {recorder.error}",
                 markup=True,
-                soft_wrap=True,
+                soft_wrap=not err.is_terminal,
             )
         return result
     finally:
@@ -396,11 +401,13 @@ def _report(result: Any) -> int:
 
     off = result.all_off
     if result.exit_code == EXIT_DEVICE:
-        err.print(f"[bold red]device error:[/] {result.message}", markup=True, soft_wrap=True)
+        err.print(f"[bold red]device error:[/] {result.message}", markup=True,
+            soft_wrap=not err.is_terminal)
     elif result.exit_code == EXIT_SAFETY:
-        err.print(f"[bold red]stopped for safety:[/] {result.message}", markup=True, soft_wrap=True)
+        err.print(f"[bold red]stopped for safety:[/] {result.message}", markup=True,
+            soft_wrap=not err.is_terminal)
     if off is not None and (result.exit_code != 0 or not off.sent or off.confirmed is False):
-        err.print(all_off_text(off).capitalize(), soft_wrap=True)
+        err.print(all_off_text(off).capitalize(), soft_wrap=not err.is_terminal)
     return int(result.exit_code)
 
 

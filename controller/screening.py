@@ -131,7 +131,7 @@ def program_refusal(program: Program, items: list[Contra]) -> SessionRefused:
     why = "; ".join(f"{c.condition}: {c.reason} {c.cite()}" for c in items)
     return SessionRefused(
         f"'{program.title}' ({program.name}) does not start: it lists a contraindication your "
-        f"screening answered yes to. {why}.",
+        f"screening answered yes to: {why}.",
         hint="For the conditions named, a doctor decides whether massage suits you. If an "
         "answer has changed, run 'cushion screening' in a terminal.",
     )
@@ -176,7 +176,8 @@ class Asker:
 
     def intro(self, path: Path) -> None:
         """Say what the questions are for, once."""
-        self.console.print(INTRO.format(path=path, days=REASK_DAYS), soft_wrap=True)
+        self.console.print(INTRO.format(path=path, days=REASK_DAYS),
+                           soft_wrap=not self.console.is_terminal)
 
     def checklist(self, items: tuple[Contra, ...]) -> dict[str, bool]:
         """Ask each item (y or n, no default) and return key -> yes."""
@@ -184,7 +185,7 @@ class Asker:
         width = len(str(len(items)))
         for n, item in enumerate(items, start=1):
             self.console.print(f"{n:>{width}}/{len(items)} {item.question} [y/n] ", end="",
-                               soft_wrap=True, markup=False)
+                               soft_wrap=not self.console.is_terminal, markup=False)
             answers[item.key] = self._key("yn") == "y"
             self.console.print("yes" if answers[item.key] else "no")
         return answers

@@ -47,7 +47,7 @@ def home(tmp_path: Path) -> dict[str, str]:
         CUSHION_CONFIG=str(tmp_path / "config.toml"),
         CUSHION_JOURNAL=str(tmp_path / "journal.sqlite3"),
         CUSHION_DATA_DIR=str(tmp_path / "data"),
-        COLUMNS="200",
+        COLUMNS="1000",  # prose wraps at the width: keep each paragraph on one line
     )
 
 
@@ -60,7 +60,7 @@ def cushion(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.Comp
 def terminal(env: dict[str, str], *args: str) -> pexpect.spawn:
     """Start the CLI in a real pseudo-terminal."""
     return pexpect.spawn(CLI[0], [*CLI[1:], *args], env=env, encoding="utf-8", timeout=60,
-                         dimensions=(50, 200))
+                         dimensions=(50, 1000))
 
 
 def config_of(env: dict[str, str]) -> Path:
