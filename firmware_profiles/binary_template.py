@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from firmware_profiles.checksums import CHECKSUM_SIZES, CHECKSUMS
+from firmware_profiles.checksums import CHECKSUM_SIZES, CHECKSUMS, CHECKSUMS_FROM
 from firmware_profiles.commands import ProfileError
 from firmware_profiles.frames import ChecksumItem, ConstItem, FieldItem
 from firmware_profiles.problem import Problem
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
     from firmware_profiles.ascii_template import FieldFactory, Loc
     from firmware_profiles.fieldcodec import FieldCodec
@@ -46,8 +46,61 @@ class BinaryFrame:
 
     runs: tuple[tuple[int, bytes], ...]  # (offset, bytes) of every run of constant bytes
 
+    keys: tuple[str, ...]  # the slots' value keys, in frame order
+    # Plain: every slot is one byte whose value is its raw byte, and the slots are contiguous
+    # at [plain_start, plain_end), right before the checksum (if any). Such a frame is head +
+    # the values as bytes + checksum + tail, the checksum continued from seed.
+    plain: bool
+    plain_ranges: tuple[tuple[int, int, int], ...]  # (slot, lo, hi) of slots not allowing 0..255
+    plain_start: int
+    plain_end: int
+    head: bytes  # template[:plain_start], all constants
+    tail: bytes  # the constants after the checksum (or after the slots when there is none)
+    checksum_from: Callable[[int, bytes | bytearray], int] | None
+    seed: int  # the checksum of template[checksum_start:plain_start]
+
+    def encode_plain(self, raws: Iterable[int]) -> bytes:
+        """Return a plain frame for its slot values in frame order; ValueError or TypeError if
+        one is not an allowed byte (the generic `encode` then names the field and the range)."""
+        body = bytes(raws)
+        for at, lo, hi in self.plain_ranges:
+            if not lo <= body[at] <= hi:
+                raise ValueError(at)
+        cs_from = self.checksum_from
+        if cs_from is None:
+            return self.head + body + self.tail
+        crc = cs_from(self.seed, body)
+        return self.head + body + crc.to_bytes(self.checksum_size, self.checksum_order) + self.tail  # type: ignore[arg-type]
+
+    def read_plain(self, frame: bytes) -> tuple[int, ...] | None:
+        """Return a plain frame's slot values if its constants and checksum are right, else None
+        (frame must be exactly this frame's length)."""
+        start = self.plain_start
+        end = self.plain_end
+        if frame[:start] != self.head:
+            return None
+        tail = self.tail
+        cs_from = self.checksum_from
+        if cs_from is None:
+            if tail and frame[end:] != tail:
+                return None
+            return tuple(frame[start:end])
+        stop = end + self.checksum_size
+        if tail and frame[stop:] != tail:
+            return None
+        body = frame[start:end]
+        got = int.from_bytes(frame[end:stop], self.checksum_order)  # type: ignore[arg-type]
+        if got != cs_from(self.seed, body):
+            return None
+        return tuple(body)
+
     def encode(self, values: Mapping[str, Any]) -> bytes:
         """Return the frame bytes for a flat values dict."""
+        if self.plain:
+            try:
+                return self.encode_plain([values[key] for key in self.keys])
+            except (KeyError, ValueError, TypeError):
+                pass  # the generic path raises the right error, or converts (a float level)
         buf = bytearray(self.template)
         try:
             for slot in self.slots:
@@ -182,14 +235,25 @@ def compile_binary(
         template[offset : offset + item.size] = raw
         consts.extend((offset + i, b) for i, b in enumerate(raw))
     cs_fn = None
+    cs_from = None
     cs_offset = cs_size = cs_start = 0
     cs_order = "big"
     if checksum is not None:
         cs_offset, cs_item, _ = checksum
         cs_fn = CHECKSUMS[cs_item.checksum]
+        cs_from = CHECKSUMS_FROM.get(cs_item.checksum)
         cs_size = CHECKSUM_SIZES[cs_item.checksum]
         cs_start = cs_item.start
         cs_order = cs_item.endian
+    plain_end = slots[-1].offset + 1 if slots else (cs_offset if checksum else len(template))
+    plain_start = plain_end - len(slots)
+    plain = (
+        all(s.size == 1 and s.field.fast and s.field.offset == 0 for s in slots)
+        and [s.offset for s in slots] == list(range(plain_start, plain_end))
+        and (checksum is None or (cs_from is not None and cs_offset == plain_end
+                                  and cs_start <= plain_start))
+    )
+    seed = cs_fn(template[cs_start:plain_start]) if plain and cs_fn is not None else 0
     return BinaryFrame(
         name=name,
         length=len(template),
@@ -203,4 +267,14 @@ def compile_binary(
         checksum_order=cs_order,
         mask_base=mask_base,
         runs=_runs(consts),
+        keys=tuple(slot.field.key for slot in slots),
+        plain=plain,
+        plain_ranges=tuple((i, s.field.lo, s.field.hi) for i, s in enumerate(slots)
+                           if (s.field.lo, s.field.hi) != (0, 255)),
+        plain_start=plain_start,
+        plain_end=plain_end,
+        head=bytes(template[:plain_start]),
+        tail=bytes(template[plain_end + cs_size :]),
+        checksum_from=cs_from if plain else None,
+        seed=seed,
     )

@@ -98,6 +98,42 @@ def crc16_ccitt_false(data: bytes | bytearray) -> int:
     return crc
 
 
+def crc8_from(crc: int, data: bytes | bytearray) -> int:
+    """Return crc8 continued over data from the crc8 of the bytes before it."""
+    table = _CRC8
+    for byte in data:
+        crc = table[crc ^ byte]
+    return crc
+
+
+def crc16_modbus_from(crc: int, data: bytes | bytearray) -> int:
+    """Return crc16_modbus continued over data from the crc16_modbus of the bytes before it."""
+    table = _MODBUS
+    for byte in data:
+        crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
+    return crc
+
+
+def crc16_ccitt_false_from(crc: int, data: bytes | bytearray) -> int:
+    """Return crc16_ccitt_false continued over data from the value of the bytes before it."""
+    table = _CCITT
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFF) ^ table[(crc >> 8) ^ byte]
+    return crc
+
+
+def xor8_from(acc: int, data: bytes | bytearray) -> int:
+    """Return xor8 continued over data from the xor8 of the bytes before it."""
+    for byte in data:
+        acc ^= byte
+    return acc
+
+
+def sum8_from(acc: int, data: bytes | bytearray) -> int:
+    """Return sum8 continued over data from the sum8 of the bytes before it."""
+    return (acc + sum(data)) & 0xFF
+
+
 CHECKSUMS: Final[dict[str, Callable[[bytes | bytearray], int]]] = {
     "sum8": sum8,
     "sum8-twos": sum8_twos,
@@ -110,4 +146,14 @@ CHECKSUMS: Final[dict[str, Callable[[bytes | bytearray], int]]] = {
 
 CHECKSUM_SIZES: Final[dict[str, int]] = {
     name: 2 if name.startswith("crc16") else 1 for name in CHECKSUM_NAMES
+}
+
+# Checksums whose value is also their running state, so a frame's constant prefix is summed
+# once at compile time and each frame sums only the bytes after it.
+CHECKSUMS_FROM: Final[dict[str, Callable[[int, bytes | bytearray], int]]] = {
+    "sum8": sum8_from,
+    "xor8": xor8_from,
+    "crc8": crc8_from,
+    "crc16-modbus": crc16_modbus_from,
+    "crc16-ccitt-false": crc16_ccitt_false_from,
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import compress
 from typing import TYPE_CHECKING, Any, cast, get_args
 
 from firmware_profiles.ascii_template import AsciiFrame
@@ -120,6 +121,31 @@ class Codec:
         }
         for button, press in _PRESSES.items():
             self._makers[f"press.{button}"] = _constant(press)
+        # Plain binary set_all frames (one byte per value, see BinaryFrame.plain) are built
+        # and read by slot position, without a values dict.
+        self._set_all_plain: BinaryFrame | None = None
+        self._set_all_shape = ""  # "levels", "mask+levels" (frame order) or "" (any other)
+        self._set_all_order: tuple[int, ...] = ()  # slot i is (mask, *levels)[order[i]]
+        self._set_all_levels: tuple[int, ...] = ()  # slot of each zone's level
+        self._set_all_mask_at: int | None = None  # slot of the mask
+        frame = self._commands.get("set_all")
+        if isinstance(frame, BinaryFrame) and frame.plain:
+            sources = ("mask", *self._level_keys)
+            if set(frame.keys) <= set(sources) and set(self._level_keys) <= set(frame.keys):
+                self._set_all_plain = frame
+                self._set_all_order = tuple(sources.index(key) for key in frame.keys)
+                if frame.keys == self._level_keys:
+                    self._set_all_shape = "levels"
+                elif frame.keys == sources:
+                    self._set_all_shape = "mask+levels"
+                self._set_all_levels = tuple(frame.keys.index(key) for key in self._level_keys)
+                if "mask" in frame.keys:
+                    self._set_all_mask_at = frame.keys.index("mask")
+        masks = self._masks.get("set_all", ())
+        # With off at 0 and zones on motors of their own, the mask is the sum of the masks of
+        # the zones whose level byte is not 0 (itertools.compress does that in C).
+        self._sum_masks = self._off == 0 and sum(masks) == _or_all(masks)
+        self._all_on = _or_all(masks)
         # Memo tables (bounded): frames already encoded, and whole frames already parsed.
         self._sent: dict[Command, bytes] = {}
         self._sent_replies: dict[tuple[object, ...], bytes] = {}
@@ -163,7 +189,9 @@ class Codec:
             return ReplyParser(AsciiEngine[Reply](ascii_frames, ending, make, memo=memo,
                                                   fresh=_fresh_reply))
         frames = [(k, f) for k, f in self._replies.items() if isinstance(f, BinaryFrame)]
-        return ReplyParser(BinaryEngine[Reply](frames, make, memo=memo, fresh=_fresh_reply))
+        plain = {k: _plain_reply(k, f.keys) for k, f in frames if f.plain}
+        return ReplyParser(BinaryEngine[Reply](frames, make, memo=memo, fresh=_fresh_reply,
+                                               plain=plain))
 
     # device side -----------------------------------------------------------------------
     def command_parser(self) -> CommandParser:
@@ -175,7 +203,12 @@ class Codec:
             frames = [(k, f) for k, f in self._commands.items() if isinstance(f, AsciiFrame)]
             return CommandParser(AsciiEngine[Command](frames, ending, make, memo=memo))
         binary = [(k, f) for k, f in self._commands.items() if isinstance(f, BinaryFrame)]
-        return CommandParser(BinaryEngine[Command](binary, make, memo=memo))
+        plain: dict[str, Callable[[tuple[int, ...], bytes], Command | BadFrame]] = {
+            k: _by_keys(self._makers[k], f.keys) for k, f in binary if f.plain and k in self._makers
+        }
+        if self._set_all_plain is not None:
+            plain["set_all"] = self._read_set_all
+        return CommandParser(BinaryEngine[Command](binary, make, memo=memo, plain=plain))
 
     def encode_reply(self, reply: Reply) -> bytes:
         """Return the frame for a reply; ProfileError if the profile has no such reply."""
@@ -244,6 +277,19 @@ class Codec:
         levels = c.levels
         if len(levels) != self._zones:
             raise ProfileError(f"set_all needs {self._zones} levels, got {len(levels)}.")
+        if frame is self._set_all_plain:
+            try:
+                body = bytes(levels)
+                shape = self._set_all_shape
+                if shape == "levels":
+                    return frame.encode_plain(body)
+                mask = self._mask_of(body) if frame.mask_base is not None else 0
+                if shape:
+                    return frame.encode_plain(_BYTES[mask] + body)
+                raws = (mask, *body)
+                return frame.encode_plain([raws[i] for i in self._set_all_order])
+            except (ValueError, TypeError):
+                pass  # a value not allowed or not an int: the generic path names or converts it
         values: dict[str, Any] = dict(zip(self._level_keys, levels, strict=True))
         values["duration"] = self._lease if c.duration_s is None else c.duration_s
         if frame.mask_base is not None:
@@ -294,6 +340,34 @@ class Codec:
         duration = values.get("duration")
         return SetZone(int(zone), int(values["level"]), None if duration is None else duration)
 
+    def _mask_of(self, levels: bytes | tuple[int, ...]) -> int:
+        """Return the set_all motor mask for byte levels: the motors of every zone that is on."""
+        masks = self._masks["set_all"]
+        if self._sum_masks:
+            return self._all_on if 0 not in levels else sum(compress(masks, levels))
+        mask = 0
+        off = self._off
+        for level, zone_mask in zip(levels, masks, strict=False):  # lengths checked
+            if level > off:
+                mask |= zone_mask
+        return mask
+
+    def _read_set_all(self, raws: tuple[int, ...], raw: bytes) -> SetAll | BadFrame:
+        """`_make_set_all` for a plain frame's slot values (frame order)."""
+        shape = self._set_all_shape
+        if shape == "mask+levels":
+            levels = raws[1:]
+        elif shape == "levels":
+            levels = raws
+        else:
+            levels = tuple(map(raws.__getitem__, self._set_all_levels))
+        at = self._set_all_mask_at
+        if at is not None:
+            mask = raws[at]
+            if self._mask_of(levels) != mask:
+                return BadFrame(raw, f"motor mask {mask:#x} disagrees with the levels")
+        return SetAll(levels, None)
+
     def _make_set_all(self, values: Values, raw: bytes) -> SetAll | BadFrame:
         # Levels decode as ints (only durations are floats).
         levels = cast("tuple[int, ...]", tuple(map(values.__getitem__, self._level_keys)))
@@ -312,6 +386,28 @@ class Codec:
 def _fresh_reply(reply: Reply) -> Reply:
     """Return a copy with its own fields dict, so no caller can alter another's reply."""
     return Reply(reply.kind, dict(reply.fields))
+
+
+def _or_all(masks: tuple[int, ...]) -> int:
+    out = 0
+    for mask in masks:
+        out |= mask
+    return out
+
+
+_BYTES: tuple[bytes, ...] = tuple(bytes((n,)) for n in range(256))
+
+
+def _by_keys(
+    make: Callable[[Values, bytes], Command | BadFrame], keys: tuple[str, ...]
+) -> Callable[[tuple[int, ...], bytes], Command | BadFrame]:
+    """Return a maker of plain slot values that gives make the values dict decode would."""
+    return lambda raws, raw: make(dict(zip(keys, raws, strict=True)), raw)
+
+
+def _plain_reply(kind: str, keys: tuple[str, ...]) -> Callable[[tuple[int, ...], bytes], Reply]:
+    """Return a maker of the reply `kind` from a plain frame's slot values."""
+    return lambda raws, raw: Reply(kind, dict(zip(keys, raws, strict=True)))  # type: ignore[arg-type]
 
 
 def _constant(command: Command) -> Callable[[Values, bytes], Command | BadFrame]:

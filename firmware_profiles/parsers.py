@@ -10,7 +10,7 @@ from firmware_profiles.commands import BadFrame
 from firmware_profiles.memo import remember
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
 T = TypeVar("T")
 Values = dict[str, int | float]
@@ -148,13 +148,25 @@ class BinaryEngine(_Engine[T]):
         *,
         memo: Memo[T] | None = None,
         fresh: Callable[[T], T] | None = None,
+        plain: Mapping[str, Callable[[tuple[int, ...], bytes], T | BadFrame]] | None = None,
     ) -> None:
+        """plain: per frame name, what makes an item straight from a plain frame's slot
+        values (frame order), skipping the values dict; other frames go through make."""
         super().__init__(memo, fresh)
         self._frames = tuple(frames)
         self._make = make
+        self._plain = {name: maker for name, maker in (plain or {}).items()
+                       if any(n == name and f.plain for n, f in self._frames)}
         dispatch = _dispatch(self._frames) if self._frames else None
         self._offset = dispatch[0] if dispatch else -1
         self._table = dispatch[1] if dispatch else {}
+        # Dispatch bytes that name exactly one plain frame: (its length, frame, maker).
+        self._plain_at: dict[int, tuple[int, BinaryFrame,
+                                        Callable[[tuple[int, ...], bytes], T | BadFrame]]] = {}
+        for byte, only in self._table.items():
+            if len(only) == 1 and only[0][0] in self._plain:
+                name, frame = only[0]
+                self._plain_at[byte] = (frame.length, frame, self._plain[name])
 
     def _parse(self, data: bytes) -> list[T | BadFrame]:
         """Parse data (any unfinished bytes already prepended) into frames."""
@@ -162,8 +174,13 @@ class BinaryEngine(_Engine[T]):
         offset = self._offset
         if 0 <= offset < n:
             # Fast path: exactly one whole, good frame, the usual chunk on a clean link.
-            only = self._table.get(data[offset])
-            if only is not None and len(only) == 1:
+            plain = self._plain_at.get(data[offset])
+            if plain is not None:
+                if plain[0] == n:
+                    raws = plain[1].read_plain(data)
+                    if raws is not None:
+                        return [plain[2](raws, data)]
+            elif (only := self._table.get(data[offset])) is not None and len(only) == 1:
                 name, frame = only[0]
                 if (frame.length == n and frame.consts_match(data, 0, n)
                         and frame.checksum_ok(data)):
@@ -190,6 +207,11 @@ class BinaryEngine(_Engine[T]):
                 junk = -1
             assert isinstance(found, tuple)
             name, frame, raw, good = found
+            maker = self._plain.get(name)
+            if good and maker is not None:
+                out.append(maker(tuple(raw[frame.plain_start : frame.plain_end]), raw))
+                pos += frame.length
+                continue
             if good:
                 try:
                     values = frame.decode(raw)
