@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
+from rich.text import Text
 
 from controller.fallback import deadman_warning
+from controller.words import phase_name, rule_name, technique_name, zone_names
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -106,6 +108,10 @@ def print_contraindications(console: Console, program: Program) -> None:
         console.print(f"  - {escape(c.text)}", soft_wrap=True)
 
 
+def _longest_word(text: str) -> int:
+    return max(4, *(len(word) for word in text.split()))
+
+
 def print_plan(
     console: Console, program: Program, profile: Profile, limits: SafetyLimits, timeline: Timeline
 ) -> None:
@@ -114,15 +120,23 @@ def print_plan(
         f"[bold]{program.title}[/] ({program.name}) on {profile.info.title} "
         f"({profile.name}): {_mmss(timeline.duration_s)}"
     )
+    areas = dict(zip((z.id for z in profile.zones), zone_names(profile), strict=True))
     table = Table(
-        "at", "phase", "technique", "x", "length", *(f"{z} peak" for z in timeline.zones), box=None
+        "at", Column("technique", no_wrap=True), "length",
+        *(Column(areas.get(z, z), justify="right", min_width=_longest_word(areas.get(z, z)))
+          for z in timeline.zones),
+        box=None, padding=(0, 1, 0, 0), caption_justify="left",
+        caption="each body area's peak after the safety limits",
     )
+    phase = None
     for row in step_rows(timeline):
+        if row["phase"] != phase:
+            phase = row["phase"]
+            table.add_row("", Text(phase_name(phase), style="bold"))
+        reps = f" ×{row['repetitions']}" if row["repetitions"] > 1 else ""
         table.add_row(
             _mmss(row["t_s"]),
-            row["phase"],
-            row["technique"],
-            str(row["repetitions"]),
+            technique_name(row["technique"]) + reps,
             _mmss(row["duration_s"]),
             *(f"{p:.0%}" for p in row["peak"]),
         )
@@ -133,9 +147,11 @@ def print_plan(
         for c in timeline.clamps:
             seen[(c.zone, c.rule)] = seen.get((c.zone, c.rule), 0) + 1
             if seen[(c.zone, c.rule)] <= 3:
+                # Wish and result are from one instant (the largest cut), so say which.
                 console.print(
-                    f"  {_mmss(c.t_s)}-{_mmss(c.until_s)} {c.zone}: {c.rule}, "
-                    f"up to {c.wanted:.0%} asked, {c.got:.0%} played"
+                    f"  {_mmss(c.t_s)}-{_mmss(c.until_s)} {areas.get(c.zone, c.zone)}: "
+                    f"{rule_name(c.rule)}; at {_mmss(c.when_s)} {c.wanted:.0%} asked, "
+                    f"{c.got:.0%} played"
                 )
         hidden = sum(max(0, n - 3) for n in seen.values())
         if hidden:
