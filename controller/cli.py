@@ -339,61 +339,18 @@ async def _journaled(
     screening_skipped: bool = False,
 ) -> Any:
     """Run a program with every event also kept in the session journal (see docs/journal.md)."""
-    from controller.course import prepare, settings_in_use, without_journal
-    from controller.events import Isolated
-    from controller.journal import Journal, JournalError, is_simulated
-    from controller.runner import run_program
+    from controller.journaled import run_journaled
 
-    settings = settings_in_use()
-    try:
-        journal = Journal.open()
-    except JournalError as exc:
-        # The journal keeps the history; without it the session runs as a first one.
-        err.print(
-            f"[yellow]warning:[/] {exc.describe()} This session is not journaled.",
-            markup=True,
-            soft_wrap=not err.is_terminal,
-        )
-        course = without_journal(limits, prog, settings)
-        for note in course.notes:
-            err.print(note, markup=False, soft_wrap=not err.is_terminal)
-        return await run_program(
-            prog, prof, course.limits, options, emit=emit, transport=transport
-        )
-    try:
-        # Before the device opens: a refused session (a daily limit) never touches it.
-        endpoint = str(options.endpoint)
-        course = prepare(journal, limits, prog, prof, simulated=is_simulated(endpoint),
-                         settings=settings)
-        for note in course.notes:  # stderr, ahead of the session: --json stdout stays events
-            err.print(note, markup=False, soft_wrap=not err.is_terminal)
-        limits = course.limits
-        recorder = journal.start_session(
-            program=prog.name,
-            profile=prof.name,
-            endpoint=endpoint,
-            screening_skipped=screening_skipped,
-            sparing=course.sparing,
-        )
-        try:
-            result = await run_program(
-                prog, prof, limits, options, emit=Isolated(emit, recorder), transport=transport
-            )
-        except BaseException as exc:
-            outcome = "device-error" if isinstance(exc, DeviceError) else "interrupted"
-            code = EXIT_DEVICE if isinstance(exc, DeviceError) else EXIT_INTERRUPTED
-            recorder.end(outcome, code)
-            raise
-        recorder.end(result.outcome, result.exit_code)
-        if recorder.error is not None:
-            err.print(
-                f"[yellow]warning:[/] the journal stopped recording: {recorder.error}",
-                markup=True,
-                soft_wrap=not err.is_terminal,
-            )
-        return result
-    finally:
-        journal.close()
+    return await run_journaled(prog, prof, limits, options, emit, say=_say, transport=transport,
+                               screening_skipped=screening_skipped)
+
+
+def _say(text: str, *, warning: bool = False) -> None:
+    """Print a run's note (plain) or warning (marked) on stderr."""
+    if warning:
+        err.print(f"[yellow]warning:[/] {text}", markup=True, soft_wrap=not err.is_terminal)
+    else:
+        err.print(text, markup=False, soft_wrap=not err.is_terminal)
 
 
 def _report(result: Any) -> int:

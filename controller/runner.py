@@ -21,7 +21,7 @@ from controller.transports.base import Endpoint, open_transport
 from controller.words import zone_names
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from controller.limits import SafetyLimits
     from controller.timeline import Timeline
@@ -46,6 +46,8 @@ class RunOptions:
     handle_signals: bool = True
     auto_resume: bool = False  # after a reconnect, resume without waiting for the user
     reconnect: bool | None = None  # None: as the transport prefers
+    # Handed the session once its device is open (a node's remote commands reach it here).
+    on_session: Callable[[Session], None] | None = None
 
 
 # Simulated BLE cushions get fixed addresses (random static, F0:CA:...), one per built-in
@@ -142,6 +144,8 @@ async def run_program(
             caps = tuple(c for c, _ in binding)
             await stack.enter_async_context(device)
             stopper.session = session
+            if options.on_session is not None:
+                options.on_session(session)
             if stopper.signalled is not None:
                 await stopper.stop_now()
             loop = asyncio.get_running_loop()

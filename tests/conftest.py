@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-pytest_plugins = ["hil.pytest_plugin"]
+pytest_plugins = ["hil.pytest_plugin", "tests.mqtt_broker"]
 
 # Every `cushion run` a test starts (in-process or as a subprocess) journals into a scratch
 # file, never into the user's own data directory.
