@@ -592,6 +592,40 @@ def sim(
         pass
 
 
+@main.command()
+@click.option("--mqtt", "mqtt_url", required=True, help="Broker: mqtt://[user@]host[:port].")
+@click.option("--device", "devices", multiple=True,
+              help="A cushion: sim:PROFILE, or serial:PORT?profile=NAME. Repeat for more.")
+@click.option("--port", help="Serial port of one real cushion (with --profile).")
+@click.option("--profile", "profile_name", help="Profile of the --port cushion.")
+@click.option("--node-id", help="This node's id on the broker (default: the host name).")
+@click.option("--password-file", type=click.Path(path_type=Path),
+              help="File holding the broker password (else CUSHION_MQTT_PASSWORD).")
+@click.option("--tls-ca", type=click.Path(path_type=Path), help="CA certificate file (TLS).")
+@click.option("--tls-cert", type=click.Path(path_type=Path), help="Client certificate (TLS).")
+@click.option("--tls-key", type=click.Path(path_type=Path), help="Client key (TLS).")
+@click.option("--config", type=click.Path(path_type=Path), help="Config file (TOML).")
+@click.option("--max-intensity", type=float, help="Lower the overall cap, in percent.")
+@click.option("--yes", "skip_screening", is_flag=True,
+              help="Ask no screening questions (an unattended rig); the journal records it.")
+@friendly
+def serve(
+    mqtt_url: str, devices: tuple[str, ...], port: str | None, profile_name: str | None,
+    node_id: str | None, password_file: Path | None, tls_ca: Path | None,
+    tls_cert: Path | None, tls_key: Path | None, config: Path | None,
+    max_intensity: float | None, skip_screening: bool,
+) -> None:
+    """Put cushions on an MQTT broker: state, events, commands, Home Assistant (docs/mqtt.md)."""
+    from controller.node import serve_main
+
+    cfg, limits = _limits(config, max_intensity, False)
+    sys.exit(serve_main(
+        mqtt_url, devices, port=port, profile_name=profile_name, node_id=node_id,
+        password_file=password_file, tls=(tls_ca, tls_cert, tls_key), config_path=config,
+        cfg=cfg, limits=limits, skip_screening=skip_screening,
+    ))
+
+
 @main.group()
 def profile() -> None:
     """Check profiles and export their JSON Schema."""

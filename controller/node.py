@@ -592,3 +592,100 @@ class Node:
             await client.publish(response_topic, data, qos=1, properties=out)
         else:
             await client.publish(topics.reply(self.node_id), data, qos=1)
+
+
+def _cushion_specs(devices: tuple[str, ...], port: str | None,
+                   profile_name: str | None) -> list[CushionSpec]:
+    """Turn --device monikers (and --port/--profile) into cushion specs with unique ids."""
+    from controller.transports.base import Endpoint, parse_endpoint
+    from firmware_profiles import load_profile
+
+    wanted: list[tuple[Endpoint, str, str | None]] = []
+    for text in devices:
+        ep = parse_endpoint(text)
+        opts = dict(ep.options)
+        name = opts.pop("name", None)
+        if ep.scheme == "sim":
+            wanted.append((Endpoint("sim", ep.address), ep.address, name))
+        else:
+            prof = opts.pop("profile", None)
+            if prof is None:
+                raise UsageError(f"--device {text} needs its profile.", key="--device",
+                                 hint=f"Write it as {ep.scheme}:{ep.address}?profile=NAME.")
+            wanted.append((Endpoint(ep.scheme, ep.address, opts), prof, name))
+    if port is not None:
+        if profile_name is None:
+            raise UsageError("--port needs --profile.", key="--profile",
+                             hint="Add --profile NAME (see 'cushion profiles').")
+        wanted.append((parse_endpoint(port), profile_name, None))
+    if not wanted:
+        raise UsageError("serve needs at least one cushion.", key="--device",
+                         hint="Add --device sim:lp4-ascii, or --port DEV --profile NAME.")
+    specs: list[CushionSpec] = []
+    for endpoint, prof, name in wanted:
+        base = name or prof
+        cid = base.lower()
+        n = 2
+        while any(s.name == cid for s in specs):
+            cid, n = f"{base.lower()}-{n}", n + 1
+        if not topics.ID_PATTERN.match(cid):
+            raise UsageError(f"cushion id '{cid}' cannot be a topic level.", key="--device",
+                             hint="Give ?name= with lower-case letters, digits, - and _.")
+        specs.append(CushionSpec(cid, endpoint, load_profile(prof)))
+    return specs
+
+
+def _password(password_file: Path | None) -> str | None:
+    import os
+
+    if password_file is not None:
+        try:
+            return password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise UsageError(f"--password-file {password_file}: {exc.strerror}.",
+                             key="--password-file",
+                             hint="Give a readable file holding only the password.") from exc
+    return os.environ.get("CUSHION_MQTT_PASSWORD") or None
+
+
+def serve_main(
+    mqtt_url: str, devices: tuple[str, ...], *, port: str | None, profile_name: str | None,
+    node_id: str | None, password_file: Path | None,
+    tls: tuple[Path | None, Path | None, Path | None], config_path: Path | None, cfg: Config,
+    limits: SafetyLimits, skip_screening: bool,
+) -> int:
+    """Run `cushion serve` until SIGINT/SIGTERM; return the exit code."""
+    import socket
+
+    from controller.clock import loop_factory
+
+    ca, cert, key = tls
+    for option, path in (("--tls-ca", ca), ("--tls-cert", cert), ("--tls-key", key)):
+        if path is not None and not path.is_file():
+            raise UsageError(f"{option} {path} is not a file.", key=option,
+                             hint="Give the path of a PEM file.")
+    if (cert is None) != (key is None):
+        raise UsageError("--tls-cert and --tls-key go together.", key="--tls-key",
+                         hint="Give both, or neither.")
+    params = None
+    if ca or cert:
+        params = aiomqtt.TLSParameters(ca_certs=str(ca) if ca else None,
+                                       certfile=str(cert) if cert else None,
+                                       keyfile=str(key) if key else None)
+    settings = parse_mqtt_url(mqtt_url, password=_password(password_file), tls=params)
+    nid = (node_id or socket.gethostname().split(".")[0]).lower()
+    if not topics.ID_PATTERN.match(nid):
+        raise UsageError(f"--node-id {nid} cannot be a topic level.", key="--node-id",
+                         hint="Use lower-case letters, digits, - and _ (at most 63).")
+    specs = _cushion_specs(devices, port, profile_name)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    log.info("node %s: %s on %s", nid, ", ".join(s.name for s in specs), settings)
+
+    async def go() -> None:
+        node = Node(settings, specs, node_id=nid, limits=limits, config_path=config_path,
+                    config=cfg, skip_screening=skip_screening)
+        await node.run()
+
+    with asyncio.Runner(loop_factory=loop_factory(None)) as runner:
+        runner.run(go())
+    return 0

@@ -298,3 +298,51 @@ def test_home_assistant_discovery_matches_the_schema(mqtt_broker: Broker) -> Non
                 assert topics.discovery("ha", "vb6-binary") not in w.last
 
     run(go())
+
+
+def test_serve_puts_a_simulated_cushion_on_the_broker_and_sigterm_ends_it(
+    mqtt_broker: Broker,
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    async def go() -> None:
+        async with watcher(mqtt_broker) as w:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "controller", "serve", "--mqtt", mqtt_broker.url,
+                "--device", "sim:lp4-ascii", "--node-id", "cli", "--yes",
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            try:
+                await w.until(lambda: w.last.get(topics.availability("cli")) == b"online",
+                              "the served node online")
+                assert (await w.command("cli", "lp4-ascii",
+                                        {"command": "start", "program": PROGRAM}))["ok"]
+                s = await w.state_where("cli", "lp4-ascii", playing, "playing")
+                assert s["screening"] == "skipped"
+                proc.send_signal(signal.SIGTERM)
+                async with asyncio.timeout(TIMEOUT_S):
+                    _, stderr = await proc.communicate()
+                assert proc.returncode == 0, stderr.decode()
+                await w.until(lambda: w.last.get(topics.availability("cli")) == b"offline",
+                              "offline")
+                s = w.state("cli", "lp4-ascii")
+                assert s is not None and not s["running"]
+                assert b"password" not in stderr.lower()
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+
+    run(go())
+
+
+def test_serve_bad_input_is_one_clear_error(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from controller.cli import main
+
+    result = CliRunner().invoke(main, ["serve", "--mqtt", "http://x", "--device", "sim:lp4-ascii"])
+    assert result.exit_code == 2 and "--mqtt" in result.output
+    result = CliRunner().invoke(main, ["serve", "--mqtt", "mqtt://localhost"])
+    assert result.exit_code == 2 and "--device" in result.output
