@@ -215,6 +215,8 @@ def update_config(path: Path, changes: dict[tuple[str, ...], Any]) -> Config:
         else:
             table[keys[-1]] = value
     new_text = tomlkit.dumps(doc)
+    if new_text and not new_text.endswith("\n"):
+        new_text += "\n"  # a text file ends with a newline (editors, `cat`, appending tables)
     try:
         config, _ = checked(tomllib.loads(new_text), new_text, path)
     except ConfigError as exc:  # the line would be one of the unwritten text: leave it out

@@ -190,6 +190,7 @@ def config_show(as_json: bool, config_path: Path | None) -> None:
         "allow_raise": cfg.limits.allow_raise,
         "devices": {address: d.model_dump() for address, d in cfg.device.items()},
         "screening": _status(screening),
+        "course": cfg.course.model_dump(),
     }
     if as_json:
         click.echo(json.dumps(data, indent=2))
@@ -212,9 +213,11 @@ def config_show(as_json: bool, config_path: Path | None) -> None:
     for address, device in cfg.device.items():
         out.print(f'device "{address}": {device.model_dump(exclude_defaults=True)}')
     out.print(f"screening: {_status_line(data['screening'])}", soft_wrap=True)
+    out.print("course: " + ", ".join(f"{k} = {v:g}" for k, v in data["course"].items()))
 
 
 def _settable() -> list[str]:
+    from controller.course import CourseSettings
     from controller.limits import SafetyLimits
     from protocols.contraindications import CHECKLIST
 
@@ -222,6 +225,7 @@ def _settable() -> list[str]:
         *(f"limits.{name}" for name in SafetyLimits.model_fields),
         "defaults.profile", "defaults.port", "screening.unattended", "screening.pain_on",
         "screening.answered_on", *(f"screening.{c.key}" for c in CHECKLIST),
+        *(f"course.{name}" for name in CourseSettings.model_fields),
     ]
 
 
@@ -267,8 +271,30 @@ def _limit_change(key: str, name: str, value: str, limits: SafetyLimits) -> Any:
     return None if value.strip().lower() in NONE_WORDS else new
 
 
+def _course_change(key: str, name: str, value: str, cfg: Config) -> float | int | None:
+    """Return a `[course]` value checked against the table's own bounds (None: the default)."""
+    from pydantic import ValidationError
+
+    from controller.course import CourseSettings
+    from controller.errors import ConfigError
+
+    if value.strip().lower() in NONE_WORDS:
+        return None
+    field = CourseSettings.model_fields[name]
+    try:
+        number: float | int = int(value) if field.annotation is int else float(value)
+        CourseSettings.model_validate({**cfg.course.model_dump(), name: number})
+    except (ValueError, ValidationError) as exc:
+        why = (exc.errors()[0]["msg"] if isinstance(exc, ValidationError)
+               else f"'{value}' is not a number of the kind this setting takes")
+        raise ConfigError(f"{why}.", key=key,
+                          hint=f"{name}: {field.description}; default {field.default:g}.") from None
+    return number
+
+
 def _change(key: str, value: str, cfg: Config, limits: SafetyLimits) -> tuple[tuple[str, ...], Any]:
     """Return the key path and TOML value `config set KEY VALUE` writes, or ConfigError."""
+    from controller.course import CourseSettings
     from controller.errors import ConfigError
     from controller.limits import SafetyLimits
     from protocols.contraindications import BY_KEY, CHECKLIST
@@ -307,6 +333,8 @@ def _change(key: str, value: str, cfg: Config, limits: SafetyLimits) -> tuple[tu
             name
         ] in CHECKLIST:
             return ("screening", "answers", name), None if none else _yes_no(key, value)
+    if len(parts) == 2 and parts[0] == "course" and parts[1] in CourseSettings.model_fields:
+        return parts, _course_change(key, parts[1], value, cfg)
     raise ConfigError(f"there is no setting '{key}' that 'cushion config set' changes.", key=key,
                       hint=f"Settable: {', '.join(_settable())}.")
 

@@ -311,6 +311,21 @@ def test_config_set_screening_answers_and_clearing_the_pain_day(home: dict[str, 
     assert load_config(config_of(home))[1].sparing is True
 
 
+def test_config_set_course_within_its_bounds(home: dict[str, str]) -> None:
+    done = cushion(home, "config", "set", "course.max_sessions_per_day", "1")
+    assert done.returncode == 0, done.stderr
+    cfg, _ = load_config(config_of(home))
+    assert cfg.course.max_sessions_per_day == 1
+    assert config_of(home).read_text().endswith("\n")
+    for value in ("5", "abc", "nan"):
+        refused = cushion(home, "config", "set", "course.max_sessions_per_day", value)
+        assert refused.returncode == 2, refused.stderr
+        assert "course.max_sessions_per_day" in refused.stderr and "Traceback" not in refused.stderr
+    assert load_config(config_of(home))[0].course.max_sessions_per_day == 1  # left as it was
+    shown = cushion(home, "config", "show", "--json")
+    assert json.loads(shown.stdout)["course"]["max_sessions_per_day"] == 1
+
+
 def test_config_show_says_where_and_what(home: dict[str, str]) -> None:
     config_of(home).write_text(answered(yes=("edema",), head="[limits]\nmax_intensity = 0.5\n\n"))
     shown = cushion(home, "config", "show")
