@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,15 +26,15 @@ from controller.errors import ConfigError
 from protocols.contraindications import CHECKLIST
 
 CLI = [sys.executable, "-m", "controller.cli"]
-TODAY = dt.date.today()
 N = len(CHECKLIST)
 FUZZ = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-def answered(on: dt.date = TODAY, yes: tuple[str, ...] = (), skip: tuple[str, ...] = (),
+def answered(on: dt.date | None = None, yes: tuple[str, ...] = (), skip: tuple[str, ...] = (),
              head: str = "") -> str:
     """Return a config text whose screening was answered on `on`."""
+    on = on or dt.date.today()  # the day of the call: a suite may run past midnight
     answers = "".join(f"{c.key} = {str(c.key in yes).lower()}\n" for c in CHECKLIST
                       if c.key not in skip)
     return f"{head}[screening]\nanswered_on = {on.isoformat()}\n\n[screening.answers]\n{answers}"
@@ -99,7 +100,7 @@ def test_first_run_asks_the_checklist_and_the_pain_question(home: dict[str, str]
     assert text.startswith("# my cushion\n[limits]\nmax_intensity = 0.6  # gentle\n")
     cfg, limits = load_config(config_of(home))
     assert limits.max_intensity == 0.6
-    assert cfg.screening.answered_on == TODAY
+    assert cfg.screening.answered_on == dt.date.today()
     assert cfg.screening.answers == {c.key: False for c in CHECKLIST}
     assert [s["screening_skipped"] for s in sessions(home)] == [False]
 
@@ -133,7 +134,7 @@ def test_answered_screening_asks_only_about_pain_and_a_yes_refuses_the_day(
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 2
-    assert load_config(config_of(home))[0].screening.pain_on == TODAY
+    assert load_config(config_of(home))[0].screening.pain_on == dt.date.today()
     # Later the same day, with or without a terminal, even with --yes: refused, with the reason.
     later = cushion(home, "run", "lumbar-short", "--speed", "max", "--json", "--yes")
     assert later.returncode == 2
@@ -145,10 +146,10 @@ def test_answered_screening_asks_only_about_pain_and_a_yes_refuses_the_day(
     assert again.exitstatus == 2 and "[y/N]" not in (again.before or "")
     assert sessions(home) == []
     # The day after, the question is asked again.
-    yesterday = (TODAY - dt.timedelta(days=1)).isoformat()
-    config_of(home).write_text(config_of(home).read_text().replace(TODAY.isoformat() + "\n",
-                                                                   yesterday + "\n"))
-    assert load_config(config_of(home))[0].screening.pain_on != TODAY
+    yesterday = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    text = re.sub(r"(?m)^pain_on = .*$", f"pain_on = {yesterday}", config_of(home).read_text())
+    config_of(home).write_text(text)
+    assert load_config(config_of(home))[0].screening.pain_on != dt.date.today()
     child = terminal(home, "run", "lumbar-short", "--speed", "max")
     child.expect_exact("[y/N] ")
     child.send("\r")  # Enter: the default, no
@@ -184,7 +185,7 @@ def test_a_key_not_yet_asked_is_asked_alone(home: dict[str, str]) -> None:
     assert child.exitstatus == 2
     cfg, _ = load_config(config_of(home))
     assert cfg.screening.answers["marfan"] is True
-    assert cfg.screening.answered_on == TODAY  # unchanged: only one question was asked
+    assert cfg.screening.answered_on == dt.date.today()  # unchanged: only one question was asked
 
 
 def test_cushion_screening_re_asks_in_a_terminal(home: dict[str, str]) -> None:
@@ -226,10 +227,10 @@ def test_unanswered_screening_without_a_terminal_is_refused(home: dict[str, str]
 
 
 def test_a_screening_90_days_old_is_due_again(home: dict[str, str]) -> None:
-    config_of(home).write_text(answered(on=TODAY - dt.timedelta(days=90)))
+    config_of(home).write_text(answered(on=dt.date.today() - dt.timedelta(days=90)))
     done = cushion(home, "run", "lumbar-short", "--speed", "max")
     assert done.returncode == 2 and "due again" in done.stderr
-    config_of(home).write_text(answered(on=TODAY - dt.timedelta(days=89)))
+    config_of(home).write_text(answered(on=dt.date.today() - dt.timedelta(days=89)))
     assert cushion(home, "run", "lumbar-short", "--speed", "max", "--json").returncode == 0
 
 
@@ -303,7 +304,8 @@ def test_config_set_screening_answers_and_clearing_the_pain_day(home: dict[str, 
     done = cushion(home, "run", "lumbar-short", "--speed", "max", "--json")
     assert done.returncode == 2 and "nausea" in done.stderr and "539" in done.stderr
     assert cushion(home, "config", "set", "screening.answers.nausea", "no").returncode == 0
-    text = config_of(home).read_text().replace("[screening]\n", f"[screening]\npain_on = {TODAY}\n")
+    today = dt.date.today()
+    text = config_of(home).read_text().replace("[screening]\n", f"[screening]\npain_on = {today}\n")
     config_of(home).write_text(text)
     assert cushion(home, "run", "lumbar-short", "--speed", "max", "--json").returncode == 2
     assert cushion(home, "config", "set", "screening.pain_on", "none").returncode == 0
