@@ -20,6 +20,11 @@ def _interrupted(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _exit_interrupted() -> None:
+    sys.stderr.write("interrupted\n")
+    sys.exit(EXIT_INTERRUPTED)
+
+
 def main() -> None:
     """Load the command line and run it; an early Ctrl-C or kill exits 130, no traceback."""
     try:
@@ -29,8 +34,7 @@ def main() -> None:
                 signal.signal(sig, _interrupted)
         from controller.cli import main as cli
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        sys.exit(EXIT_INTERRUPTED)
+        _exit_interrupted()
     import click
 
     # Not click's standalone mode: it turns a Ctrl-C that lands outside a command's own
@@ -39,13 +43,11 @@ def main() -> None:
         code = cli.main(standalone_mode=False)
     except click.exceptions.Abort as exc:
         if isinstance(exc.__context__, KeyboardInterrupt):
-            sys.stderr.write("interrupted\n")
-            sys.exit(EXIT_INTERRUPTED)
+            _exit_interrupted()
         sys.stderr.write("aborted\n")
         sys.exit(1)
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        sys.exit(EXIT_INTERRUPTED)
+        _exit_interrupted()
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
