@@ -616,7 +616,7 @@ def serve(
     max_intensity: float | None, skip_screening: bool,
 ) -> None:
     """Put cushions on an MQTT broker: state, events, commands, Home Assistant (docs/mqtt.md)."""
-    from controller.node import serve_main
+    from controller.serve import serve_main
 
     cfg, limits = _limits(config, max_intensity, False)
     sys.exit(serve_main(

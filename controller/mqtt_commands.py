@@ -11,7 +11,7 @@ from controller.mqtt_topics import Command, FleetStop, Intensity, Select, Simple
 from protocols.errors import InputError
 
 if TYPE_CHECKING:
-    from controller.node import Slot
+    from controller.node_cushion import Slot
 
 _COMMAND: TypeAdapter[Command] = TypeAdapter(Command)
 

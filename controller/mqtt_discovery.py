@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from controller import mqtt_topics as topics
 
 if TYPE_CHECKING:
-    from controller.node import Slot
+    from controller.node_cushion import Slot
 
 
 class HaDevice(BaseModel):

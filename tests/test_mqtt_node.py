@@ -22,7 +22,9 @@ from controller import mqtt_topics as topics
 from controller.clock import loop_factory
 from controller.limits import DEFAULT_LIMITS
 from controller.mqtt_discovery import HaDeviceConfig
-from controller.node import CushionSpec, Node, parse_mqtt_url
+from controller.mqtt_settings import parse_mqtt_url
+from controller.node import Node
+from controller.node_cushion import CushionSpec
 from controller.transports.base import Endpoint
 from firmware_profiles import load_profile
 
