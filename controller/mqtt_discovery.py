@@ -50,7 +50,7 @@ class HaComponent(BaseModel):
 
 
 class HaDeviceConfig(BaseModel):
-    """The retained payload on `homeassistant/device/<node>_<cushion>/config`."""
+    """The retained payload on `homeassistant/device/<node>/<cushion>/config`."""
 
     model_config = ConfigDict(extra="forbid")
 

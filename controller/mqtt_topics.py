@@ -41,7 +41,9 @@ def reply(node: str) -> str:
 
 def discovery(node: str, cushion: str) -> str:
     """Return the Home Assistant device-discovery topic of a cushion."""
-    return f"homeassistant/device/{node}_{cushion}/config"
+    # <prefix>/<component>/<node_id>/<object_id>/config: the node id is a whole topic level,
+    # so a broker ACL can give each node its own discovery topics (docs/mqtt.md, Security).
+    return f"homeassistant/device/{node}/{cushion}/config"
 
 
 class _Payload(BaseModel):
