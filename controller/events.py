@@ -95,6 +95,13 @@ class ScaleChanged(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class HeatSwitched(Event):
+    """The user switched heat off (for the rest of the session) or back on to the plan's."""
+
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Paused(Event):
     """Outputs are off and the session waits to be resumed."""
 
@@ -166,6 +173,7 @@ _KIND: dict[type, str] = {
     SetpointSent: "setpoint",
     ClampApplied: "clamp",
     ScaleChanged: "scale",
+    HeatSwitched: "heat_switched",
     Paused: "paused",
     Resumed: "resumed",
     Fault: "fault",

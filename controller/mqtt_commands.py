@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from controller.mqtt_topics import Command, FleetStop, Intensity, Select, Simple, Start
+from controller.mqtt_topics import Command, FleetStop, Heat, Intensity, Select, Simple, Start
 from protocols.errors import InputError
 
 if TYPE_CHECKING:
@@ -38,7 +38,8 @@ def parse_command(payload: bytes) -> tuple[Command, str | None]:
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = [str(p) for p in first["loc"] if str(p) not in
-               ("start", "select", "pause", "resume", "stop", "emergency_stop", "intensity")]
+               ("start", "select", "pause", "resume", "stop", "emergency_stop", "intensity",
+                "heat")]
         key = ".".join(loc) or "command"
         msg = first["msg"]
         if first["type"] == "finite_number":
@@ -64,6 +65,8 @@ async def dispatch(slot: Slot, cmd: Command) -> str:
         return await slot.start(cmd)
     if isinstance(cmd, Select):
         return slot.select(cmd.program)
+    if isinstance(cmd, Heat):
+        return slot.switch_heat(cmd.on)
     session = slot.session
     if session is None:
         raise CommandError(f"no session is running on '{slot.name}': nothing to {cmd.command}.",

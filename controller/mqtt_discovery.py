@@ -42,7 +42,7 @@ class HaComponent(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    platform: Literal["select", "button", "number", "sensor", "binary_sensor"]
+    platform: Literal["select", "button", "number", "switch", "sensor", "binary_sensor"]
     unique_id: str
     name: str
     command_topic: str | None = None
@@ -96,6 +96,13 @@ def device_config(node: str, slot: Slot) -> dict[str, Any]:
           max=100, step=10, mode="slider", unit_of_measurement="%",
           command_template='{"command": "intensity", "percent": {{ value }}}',
           value_template="{{ (value_json.scale * 100) | round(0) }}"),
+        *([c("switch", "heat", "Heat", command_topic=cmd, state_topic=st,
+             payload_on=json.dumps({"command": "heat", "on": True}),
+             payload_off=json.dumps({"command": "heat", "on": False}),
+             # Without state_on/off Home Assistant compares the state with payload_on.
+             state_on="ON", state_off="OFF",
+             value_template="{{ 'ON' if value_json.heat_on else 'OFF' }}")]
+          if slot.profile.heat is not None else []),
         c("sensor", "phase", "Phase", state_topic=st, value_template="{{ value_json.phase }}"),
         c("sensor", "technique", "Technique", state_topic=st,
           value_template="{{ value_json.technique }}"),

@@ -82,7 +82,14 @@ class Intensity(_Payload):
     percent: float | None = Field(None, ge=10, le=100)
 
 
-Command = Annotated[Start | Select | Simple | Intensity, Field(discriminator="command")]
+class Heat(_Payload):
+    """Switch heat off, or back on to what the program plays (never above its plan or caps)."""
+
+    command: Literal["heat"]
+    on: bool = Field(description="false: no heat from now on; true: the program's heat again")
+
+
+Command = Annotated[Start | Select | Simple | Intensity | Heat, Field(discriminator="command")]
 
 
 class Reply(_Payload):
@@ -112,6 +119,10 @@ class State(_Payload):
     zones: list[str]
     intensity: list[float] = Field(description="per zone, fraction 0..1 of the device range")
     scale: float = Field(description="the user's scale, fraction of the plan")
+    heat_on: bool = Field(True, description="the heat switch (on: the program's heat plays)")
+    heat: float | None = Field(
+        None, description="heat output now, fraction 0..1 of the top level; null: no heater"
+    )
     remaining_s: float | None
     last_fault: str | None
     last_outcome: str | None

@@ -70,6 +70,8 @@ class Slot:
         self.connected = False
         self.paused = False
         self.intensity: list[float] = [0.0] * len(spec.profile.zones)
+        self.heat_on = True  # the heat switch, kept across sessions
+        self.heat_level = 0
         self.zones = [z.id for z in spec.profile.zones]
         self.last_fault: str | None = None
         self.last_outcome: str | None = None
@@ -92,6 +94,7 @@ class Slot:
             self.technique = event.technique
         elif isinstance(event, SetpointSent):
             self.intensity = [round(v, 4) for v in event.intensity]
+            self.heat_level = event.heat or 0
         elif isinstance(event, Paused):
             self.paused = True
         elif isinstance(event, Resumed):
@@ -124,12 +127,44 @@ class Slot:
             selected_program=self.selected, phase=self.phase if running else None,
             technique=self.technique if running else None, zones=self.zones,
             intensity=self.intensity if running else [0.0] * len(self.intensity),
-            scale=session.scale if session is not None else 1.0, remaining_s=remaining,
+            scale=session.scale if session is not None else 1.0, heat_on=self.heat_on,
+            heat=self._heat_now(running), remaining_s=remaining,
             last_fault=self.last_fault, last_outcome=self.last_outcome,
             screening=self.screening, max_intensity=self.node.limits.max_intensity,
         ).model_dump(mode="json")
 
+    def _heat_now(self, running: bool) -> float | None:
+        heater = self.profile.heat
+        if heater is None:
+            return None
+        return round(self.heat_level / heater.levels, 4) if running else 0.0
+
     # -- commands -----------------------------------------------------------------------
+
+    def switch_heat(self, on: bool) -> str:
+        """Set the heat switch for this and later sessions; on never passes a heat rule."""
+        from controller.screening import no_heat
+        from protocols.contraindications import BY_KEY
+
+        if on and self.profile.heat is None:
+            raise CommandError(f"'{self.name}' has no heater.", key="on",
+                               hint="Only cushions whose profile has [heat] can heat.")
+        if on and not self.node.skip_screening and no_heat(self.node.screening().section):
+            raise CommandError(
+                "heat stays off: the screening answered yes to reduced sensation "
+                f"({BY_KEY['reduced_sensation'].reason}).", key="on",
+                hint="A doctor decides; the answer is changed with 'cushion screening'.")
+        self.heat_on = on
+        session = self.session
+        if session is not None:
+            session.set_heat(on)
+        self.node.mark(self)
+        if not on:
+            return "heat off"
+        if session is not None and not any(sp.heat for sp in session.timeline.setpoints):
+            return "heat on (the running program plays no heat)"
+        return "heat on"
+
 
     def select(self, program: str) -> str:
         """Choose the program a later plain start runs."""
@@ -205,6 +240,7 @@ class Slot:
 
     def _got_session(self, session: Session) -> None:
         self.session = session
+        session.set_heat(self.heat_on)
 
     async def _run(self, prog: Any, limits: SafetyLimits, options: Any, transport: Any,
                    skipped: bool) -> None:

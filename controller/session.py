@@ -14,6 +14,7 @@ from controller.errors import DeviceError, SafetyStop
 from controller.events import (
     ClampApplied,
     Emit,
+    HeatSwitched,
     Paused,
     PhaseStarted,
     Resumed,
@@ -76,6 +77,7 @@ class Session:
         self._pause_reason = "paused"
         self._holding = False
         self._scale = 1.0
+        self._heat_on = True  # the user's heat switch; on plays the plan's heat, never more
         self._planned: Setpoint | None = None  # the plan's output in force, before the scale
         self._waiter: asyncio.Future[None] | None = None  # _wait_until's, while it waits
 
@@ -138,6 +140,23 @@ class Session:
                 # Through the device's one path, which clamps again: caps, then the ceiling.
                 self.device.set(self._scaled(self._planned))
         return factor
+
+    def set_heat(self, on: bool) -> bool:
+        """Switch heat off for the rest of the session, or back on to the plan's; return it.
+
+        On never adds heat the plan did not have: the envelope and the screening decided it.
+        """
+        if self._stop_reason is None and on != self._heat_on:
+            self._heat_on = on
+            self.emit(HeatSwitched(self._t(), on))
+            if self._planned is not None:
+                self.device.set(self._scaled(self._planned))
+        return self._heat_on
+
+    @property
+    def heat_on(self) -> bool:
+        """Tell whether the user's heat switch is on (the plan may still have no heat)."""
+        return self._heat_on
 
     @property
     def scale(self) -> float:
@@ -323,10 +342,11 @@ class Session:
     def _scaled(self, sp: Setpoint) -> Setpoint:
         # Between wake points (where the unscaled wire output changes) a scaled output can lag
         # by at most one device level: it only ever plays lower than the plan, never higher.
+        heat = sp.heat if self._heat_on or sp.heat is None else 0.0
         if self._scale >= 1.0:
-            return sp
+            return sp if heat is sp.heat else Setpoint(sp.levels, sp.frequency_hz, heat, sp.mode)
         f = self._scale
-        return Setpoint(tuple(v * f for v in sp.levels), sp.frequency_hz, sp.heat, sp.mode)
+        return Setpoint(tuple(v * f for v in sp.levels), sp.frequency_hz, heat, sp.mode)
 
     async def _hold(self) -> float:
         """Keep outputs off while paused; return how long the pause lasted."""

@@ -275,6 +275,37 @@ def test_the_fleet_stop_reaches_every_node(mqtt_broker: Broker) -> None:
     run(go())
 
 
+def test_the_heat_switch_turns_heat_off_and_back_to_the_plan(mqtt_broker: Broker) -> None:
+    async def go() -> None:
+        async with watcher(mqtt_broker) as w, node(mqtt_broker, "h", "lp4-ascii",
+                                                   "vb6-binary") as n:
+            sim = n.slots["lp4-ascii"].sim
+            assert sim is not None
+            no_heater = await w.command("h", "vb6-binary", {"command": "heat", "on": True})
+            assert not no_heater["ok"] and no_heater["field"] == "on", no_heater
+            reply = await w.command("h", "lp4-ascii",
+                                    {"command": "start", "program": "radiculitis-gentle"})
+            assert reply["ok"], reply
+            await w.state_where("h", "lp4-ascii", lambda s: s["heat"] > 0, "heat plays")
+            await w.until(lambda: sim.state.heat > 0, "the heater on")
+
+            assert (await w.command("h", "lp4-ascii", {"command": "heat", "on": False}))["ok"]
+            s = await w.state_where("h", "lp4-ascii",
+                                    lambda s: not s["heat_on"] and s["heat"] == 0, "heat off")
+            assert s["running"]
+            await w.until(lambda: sim.state.heat == 0, "the heater off")
+
+            r = await w.command("h", "lp4-ascii", {"command": "heat", "on": True})
+            assert r["ok"] and r["message"] == "heat on", r
+            await w.until(lambda: sim.state.heat > 0, "the heater on again")
+            s = await w.state_where("h", "lp4-ascii", lambda s: s["heat_on"] and s["heat"] > 0,
+                                    "heat on again")
+            # Never above what the plan and the node's cap allow.
+            assert s["heat"] <= DEFAULT_LIMITS.heat_max
+
+    run(go())
+
+
 def test_home_assistant_discovery_matches_the_schema(mqtt_broker: Broker) -> None:
     async def go() -> None:
         async with node(mqtt_broker, "ha", "lp4-ascii", "vb6-binary") as n:
@@ -283,7 +314,14 @@ def test_home_assistant_discovery_matches_the_schema(mqtt_broker: Broker) -> Non
                 raw = await w.until(lambda: w.last.get(topic), "retained discovery")
                 config = HaDeviceConfig.model_validate_json(raw)
                 assert {c.platform for c in config.components.values()} == {
-                    "select", "button", "number", "sensor", "binary_sensor"}
+                    "select", "button", "number", "switch", "sensor", "binary_sensor"}
+                heat = config.components["heat"].model_dump()
+                assert heat["state_on"] == "ON" and json.loads(heat["payload_off"]) == {
+                    "command": "heat", "on": False}
+                # No heater, no heat switch.
+                vb6 = HaDeviceConfig.model_validate_json(await w.until(
+                    lambda: w.last.get(topics.discovery("ha", "vb6-binary")), "vb6 discovery"))
+                assert "heat" not in vb6.components
                 assert config.availability_topic == topics.availability("ha")
                 assert config.components["intensity"].command_topic == topics.command(
                     "ha", "lp4-ascii")
