@@ -626,6 +626,30 @@ def serve(
     ))
 
 
+@main.command()
+@click.option("--mqtt", "mqtt_url", required=True, help="Broker: mqtt://[user@]host[:port].")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per change, for scripts.")
+@click.option("--once", is_flag=True, help="Print the fleet as it is now and exit.")
+@click.option("--stop-all", is_flag=True, help="Stop every cushion on every node, and exit.")
+@click.option("--reason", help="With --stop-all: why (the nodes' journals keep it).")
+@click.option("--password-file", type=click.Path(path_type=Path),
+              help="File holding the broker password (else CUSHION_MQTT_PASSWORD).")
+@click.option("--tls-ca", type=click.Path(path_type=Path), help="CA certificate file (TLS).")
+@click.option("--tls-cert", type=click.Path(path_type=Path), help="Client certificate (TLS).")
+@click.option("--tls-key", type=click.Path(path_type=Path), help="Client key (TLS).")
+@friendly
+def fleet(
+    mqtt_url: str, as_json: bool, once: bool, stop_all: bool, reason: str | None,
+    password_file: Path | None, tls_ca: Path | None, tls_cert: Path | None,
+    tls_key: Path | None,
+) -> None:
+    """Every node and cushion on an MQTT broker, live; S stops them all (docs/mqtt.md)."""
+    from controller.fleet import fleet_main
+
+    sys.exit(fleet_main(mqtt_url, password_file=password_file, tls=(tls_ca, tls_cert, tls_key),
+                        as_json=as_json, once=once, stop_all=stop_all, reason=reason))
+
+
 @main.group()
 def profile() -> None:
     """Check profiles and export their JSON Schema."""
