@@ -23,6 +23,11 @@ FOOTER: Final = "S (capital) stop every cushion now   q quit"
 # display keeps free below itself.
 RECENT_SHOWN: Final = 3
 CHROME_LINES: Final = 5 + RECENT_SHOWN
+# How a session ended, short enough for the status column (the idle state is implied).
+ENDED_WORDS: Final = {"done": "finished", "stopped": "stopped", "interrupted": "interrupted",
+                      "device-error": "cushion failed", "safety": "safety stop"}
+STATUS_STYLE: Final = {"running": "green", "link lost": "red", "node offline": "dim",
+                       "cushion failed": "red", "safety stop": "red"}
 
 
 def clock(seconds: float) -> str:
@@ -32,7 +37,7 @@ def clock(seconds: float) -> str:
 
 
 def status_words(node_status: str, state: dict[str, Any] | None) -> str:
-    """Say what a cushion is doing: running, paused, no link, idle (and how its last ended)."""
+    """Say in a word or two what a cushion is doing, or how its last session ended."""
     if node_status == "offline":
         return "node offline"
     if state is None:
@@ -42,11 +47,11 @@ def status_words(node_status: str, state: dict[str, Any] | None) -> str:
             return "paused"
         return "running" if state.get("connected") else "link lost"
     outcome = state.get("last_outcome")
-    if outcome in ("device-error", "safety"):
-        return str(OUTCOME_WORDS[outcome])
+    if outcome in ENDED_WORDS:
+        return ENDED_WORDS[outcome]
     if state.get("screening") == "due":
-        return "idle, screening due"
-    return f"idle, {OUTCOME_WORDS.get(outcome, outcome)}" if outcome else "idle"
+        return "screening due"
+    return str(outcome) if outcome else "idle"
 
 
 def doing_words(state: dict[str, Any] | None) -> str:
@@ -63,7 +68,7 @@ def doing_words(state: dict[str, Any] | None) -> str:
     text = " - ".join(parts)
     heat = state.get("heat")
     if heat is True or (isinstance(heat, int | float) and not isinstance(heat, bool) and heat > 0):
-        text = f"{text}, heat" if text else "heat"
+        text = f"heat, {text}" if text else "heat"  # first: a narrow column cuts the end
     return text
 
 
@@ -114,24 +119,24 @@ def title(model: FleetModel, url: str) -> str:
             f"{model.running()} running")
 
 
-def table(model: FleetModel, max_rows: int | None = None) -> Table:
-    """Return the table of nodes and cushions (at most `max_rows` rows, then how many more)."""
-    grid = Table(box=None, padding=(0, 1), pad_edge=False, show_edge=False,
+def table(model: FleetModel, max_rows: int | None = None) -> Table | Group:
+    """Return the table of nodes and cushions (at most `max_rows` lines, then how many more)."""
+    grid = Table(box=None, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False,
                  header_style="bold")
-    for name, width, justify in (("node", 12, "left"), ("cushion", 12, "left"),
-                                 ("status", 19, "left"), ("program", 15, "left"),
-                                 ("doing", 20, "left"), ("left", 5, "right"),
-                                 ("level", 5, "right")):
-        grid.add_column(name, max_width=width, no_wrap=True, overflow="ellipsis",
-                        justify=justify)  # type: ignore[arg-type]
+    # (name, narrowest, widest): status, time and level keep their room; names give way.
+    # 80 columns: 74 for the cells and one space between each two.
+    for name, least, most in (("node", 5, 10), ("cushion", 6, 10), ("status", 14, 14),
+                              ("program", 6, 13), ("doing", 6, 17), ("left", 5, 5),
+                              ("level", 5, 5)):
+        grid.add_column(name, min_width=least, max_width=most, no_wrap=True,
+                        overflow="ellipsis",
+                        justify="right" if name in ("left", "level") else "left")
     rows = model.rows()
     shown = rows if max_rows is None or len(rows) <= max_rows else rows[:max(0, max_rows - 1)]
     for node, cushion, state in shown:
         node_status = model.nodes.get(node, "unknown")
         status = status_words(node_status, state)
-        style = "dim" if node_status == "offline" else (
-            "green" if status == "running" else ("red" if status in (
-                "link lost", *OUTCOME_WORDS.values()) and status != "idle" else ""))
+        style = STATUS_STYLE.get(status, "dim" if node_status == "offline" else "")
         running = state is not None and state.get("running") and node_status != "offline"
         remaining = state.get("remaining_s") if state is not None else None
         grid.add_row(
@@ -142,30 +147,35 @@ def table(model: FleetModel, max_rows: int | None = None) -> Table:
             level_words(state) if running else "",
         )
     if len(shown) < len(rows):
-        grid.add_row(Text(f"... and {len(rows) - len(shown)} more (--json lists all)", "dim"))
+        return Group(grid, _line(f"... and {len(rows) - len(shown)} more (--json lists all)",
+                                 "dim"))
     return grid
 
 
 def render(model: FleetModel, *, url: str, height: int, note: str, broker_lost: bool,
            keys: bool) -> Group:
     """Build the live view for a terminal `height` lines high."""
-    head = Text(title(model, url), "bold")
-    parts: list[Text | Table] = [head]
+    parts: list[Text | Table | Group] = [_line(title(model, url), "bold")]
     if not model.nodes:
-        parts.append(Text("no cushion nodes on this broker yet (cushion serve puts one there)",
-                          "dim"))
+        parts.append(_line("no cushion nodes on this broker yet (cushion serve puts one there)",
+                           "dim"))
     else:
         parts.append(table(model, max_rows=max(1, height - CHROME_LINES)))
     for at, node, cushion, event in list(model.recent)[-RECENT_SHOWN:]:
         stamp = time.strftime("%H:%M:%S", time.localtime(at))
-        parts.append(Text(f"{stamp} {node}/{cushion}: {event_words(event)}", "dim"))
+        parts.append(_line(f"{stamp} {node}/{cushion}: {event_words(event)}", "dim"))
     if broker_lost:
-        parts.append(Text("broker lost, reconnecting (what is shown may be out of date)",
-                          "bold red"))
+        parts.append(_line("broker lost, reconnecting (what is shown may be out of date)",
+                           "bold red"))
     elif note:
-        parts.append(Text(note, "bold yellow"))
-    parts.append(Text(FOOTER if keys else "Ctrl-C quit", "reverse"))
+        parts.append(_line(note, "bold yellow"))
+    parts.append(_line(FOOTER if keys else "Ctrl-C quit", "reverse"))
     return Group(*parts)
+
+
+def _line(text: str, style: str) -> Text:
+    """One screen line: cut with an ellipsis rather than wrapped (the view fits its height)."""
+    return Text(text.replace("\n", " "), style, no_wrap=True, overflow="ellipsis")
 
 
 def plain_line(line: Line, model: FleetModel) -> str | None:

@@ -240,7 +240,7 @@ def test_two_nodes_appear_and_a_killed_one_goes_offline_by_its_last_will(
         done = fleet(mqtt_broker, "--once")
         assert done.returncode == 0, done.stderr
         rows = {line.split()[0]: line for line in done.stdout.splitlines()[2:] if line.strip()}
-        assert "node offline" in rows["bravo"] and "idle" in rows["alpha"], done.stdout
+        assert "node offline" in rows["bravo"] and "stopped" in rows["alpha"], done.stdout
 
 
 def _spawn_view(broker: Broker) -> pexpect.spawn:
@@ -303,3 +303,29 @@ def test_bad_url_and_unreachable_broker_are_clear_errors() -> None:
     done = subprocess.run([CUSHION, "fleet", "--mqtt", url, "--once", "--stop-all"],
                           capture_output=True, text=True, timeout=WAIT_S)
     assert done.returncode == 2 and "--stop-all" in done.stderr
+
+
+def test_a_big_fleet_fits_80x24() -> None:
+    from rich.console import Console
+
+    from controller.fleet_view import render
+
+    m = FleetModel()
+    for n in range(8):
+        m.on_message(f"cushion/node-with-a-long-name-{n}/status", b"online")
+        for c in ("lp4-ascii", "vb6-binary", "a-cushion-with-a-long-id"):
+            m.on_message(f"cushion/node-with-a-long-name-{n}/{c}/state", _state(
+                f"node-{n}", c, running=True, connected=True, program="lumbar-classic-long",
+                phase="Introductory", technique="vibration-intermittent", remaining_s=901.0,
+                intensity=[0.5, 0.25]))
+        m.on_message(f"cushion/node-with-a-long-name-{n}/lp4-ascii/events",
+                     b'{"kind": "fault", "message": "' + b"x" * 200 + b'"}', at=0.0)
+    console = Console(width=80, height=24, record=True, color_system=None)
+    console.print(render(m, url="mqtt://broker.example.org:1883", height=24, note="",
+                         broker_lost=True, keys=True))
+    lines = console.export_text().splitlines()
+    assert len(lines) < 24 and max(len(line) for line in lines) <= 80, lines
+    assert all(line.rstrip().endswith("50%") for line in lines[2:-6]), lines  # level shown
+    assert all(" running " in line for line in lines[2:-6]), lines  # status not cut
+    assert "more (--json lists all)" in lines[-6] and "broker lost" in lines[-2]
+    assert "S (capital) stop every cushion now" in lines[-1]
