@@ -15,14 +15,12 @@ import os
 import termios
 import tty
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from controller.session import EXIT_INTERRUPTED
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-
-    from controller.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -117,18 +115,43 @@ def _real_delay(loop: asyncio.AbstractEventLoop, seconds: float) -> float:
     return seconds * speed if isinstance(speed, int | float) else seconds
 
 
+class KeyTarget(Protocol):
+    """What the keys act on: a session, or all of a node's sessions at once."""
+
+    @property
+    def paused(self) -> bool:
+        """Tell whether it is paused."""
+        ...
+
+    def pause(self, reason: str = ...) -> None:
+        """Turn outputs off and hold."""
+
+    def resume(self) -> None:
+        """Go on, ramping up from zero."""
+
+    def scale_by(self, steps: int) -> float:
+        """Scale the intensity by `steps` tenths."""
+        ...
+
+    def stop(self, reason: str = ...) -> None:
+        """Stop with the ramp-down."""
+
+    async def emergency_stop(self, reason: str = ..., *, exit_code: int = ...) -> None:
+        """Cut every output at once."""
+
+
 class Keyboard:
     """Reads keys from a terminal's fd and acts on a session; see `bind`."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        self.session: Session | None = None
+        self.session: KeyTarget | None = None
         self.decoder = KeyDecoder()
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     @contextlib.contextmanager
-    def bind(self, session: Session) -> Iterator[Keyboard]:
+    def bind(self, session: KeyTarget) -> Iterator[Keyboard]:
         """Read keys for `session` in cbreak mode until the block ends; the mode is restored."""
         loop = asyncio.get_running_loop()
         saved = termios.tcgetattr(self.fd)

@@ -26,12 +26,14 @@ from controller.backoff import backoff_delay
 from controller.mqtt_commands import CommandError, dispatch, parse_command, parse_fleet_stop
 from controller.mqtt_topics import Reply
 from controller.node_cushion import Slot
+from controller.session import EXIT_INTERRUPTED
 from protocols.errors import InputError
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from controller.config import Config
+    from controller.keys import Keyboard
     from controller.limits import SafetyLimits
     from controller.mqtt_settings import MqttSettings
     from controller.node_cushion import CushionSpec
@@ -58,6 +60,7 @@ class Node:
         config: Config | None = None,
         skip_screening: bool = False,
         handle_signals: bool = True,
+        keyboard: Keyboard | None = None,
     ) -> None:
         self.mqtt = mqtt
         self.node_id = node_id
@@ -66,6 +69,7 @@ class Node:
         self._config = config
         self.skip_screening = skip_screening
         self.handle_signals = handle_signals
+        self.keyboard = keyboard
         self.slots: dict[str, Slot] = {}
         self._dirty: set[str] = set()
         self._events: deque[tuple[str, str]] = deque(maxlen=EVENT_BACKLOG)
@@ -135,13 +139,19 @@ class Node:
                 loop.add_signal_handler(sig, self.request_stop, f"node stopping ({sig.name})")
                 installed.append(sig)
         try:
-            async with asyncio.TaskGroup() as tg:
-                self._tg = tg
-                broker = tg.create_task(self._broker_loop(), name="cushion-mqtt")
-                await self._stop.wait()
-                await self.stop_all(self._stop_reason)
-                await self._say_offline()
-                broker.cancel()
+            with contextlib.ExitStack() as stack:
+                if self.keyboard is not None:
+                    from controller.node_keys import FOOTER, AllCushions
+
+                    stack.enter_context(self.keyboard.bind(AllCushions(self)))
+                    log.info("%s", FOOTER)
+                async with asyncio.TaskGroup() as tg:
+                    self._tg = tg
+                    broker = tg.create_task(self._broker_loop(), name="cushion-mqtt")
+                    await self._stop.wait()
+                    await self.stop_all(self._stop_reason)
+                    await self._say_offline()
+                    broker.cancel()
         finally:
             self._tg = None
             for sig in installed:
@@ -152,17 +162,23 @@ class Node:
         self._stop_reason = reason
         self._stop.set()
 
+    async def cut_all(self, reason: str, *, exit_code: int = EXIT_INTERRUPTED
+                      ) -> list[asyncio.Task[None]]:
+        """Cut every cushion's outputs at once; return the session tasks still ending."""
+        tasks = [s.task for s in self.slots.values() if s.task is not None and not s.task.done()]
+        stops = []
+        for slot in list(self.slots.values()):
+            if slot.session is not None:
+                stops.append(slot.session.emergency_stop(reason, exit_code=exit_code))
+            elif slot.task is not None and not slot.task.done():
+                slot.task.cancel()  # still opening: it unwinds, closing the device all-off
+        # All at once: one cushion's slow stop write must not hold up the next one's.
+        await asyncio.gather(*stops)
+        return tasks
+
     async def stop_all(self, reason: str) -> None:
         """Cut every cushion's outputs at once and wait for their sessions to end."""
-        waiting = []
-        for slot in self.slots.values():
-            if slot.task is None or slot.task.done():
-                continue
-            if slot.session is not None:
-                await slot.session.emergency_stop(reason)
-            else:
-                slot.task.cancel()  # still opening: it unwinds, closing the device all-off
-            waiting.append(slot.task)
+        waiting = await self.cut_all(reason)
         if waiting:
             await asyncio.wait(waiting, timeout=SHUTDOWN_TIMEOUT_S)
 
@@ -284,11 +300,7 @@ class Node:
         if message.topic.matches(topics.FLEET_STOP):
             why = parse_fleet_stop(payload).reason
             log.warning("fleet stop: %s", why)
-            for slot in list(self.slots.values()):
-                if slot.session is not None:
-                    await slot.session.emergency_stop(f"fleet stop: {why}")
-                elif slot.task is not None and not slot.task.done():
-                    slot.task.cancel()
+            await self.cut_all(f"fleet stop: {why}")
             return
         if message.topic.matches(topics.HA_STATUS):
             if payload.strip() == b"online":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from typing import TYPE_CHECKING
 
 from controller import mqtt_topics as topics
@@ -83,9 +84,15 @@ def serve_main(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     log.info("node %s: %s on %s", nid, ", ".join(s.name for s in specs), settings)
 
+    keyboard = None
+    if sys.stdin.isatty():  # a node run in a terminal takes the session's keys, for all
+        from controller.keys import Keyboard
+
+        keyboard = Keyboard(sys.stdin.fileno())
+
     async def go() -> None:
         node = Node(settings, specs, node_id=nid, limits=limits, config_path=config_path,
-                    config=cfg, skip_screening=skip_screening)
+                    config=cfg, skip_screening=skip_screening, keyboard=keyboard)
         await node.run()
 
     with asyncio.Runner(loop_factory=loop_factory(None)) as runner:
