@@ -211,11 +211,19 @@ async def _stop_all(settings: MqttSettings, reason: str, as_json: bool, out: Tex
 async def _stream(settings: MqttSettings, out: TextIO, as_json: bool) -> None:
     """One line per change until cancelled: JSON objects, or words (not on a terminal)."""
     model: list[FleetModel] = []
+    said: dict[tuple[str, str], str] = {}  # words: the last line per cushion, said once
 
     def write(lines: list[Line]) -> None:
         for line in lines:
-            text = json.dumps(line, separators=(",", ":")) if as_json else plain_line(
-                line, model[0])
+            if as_json:
+                text: str | None = json.dumps(line, separators=(",", ":"))
+            else:
+                text = plain_line(line, model[0])
+                if line.get("kind") == "cushion" and text is not None:
+                    key = (str(line["node"]), str(line["cushion"]))
+                    repeated = said.get(key) == text
+                    said[key] = text
+                    text = None if repeated else text
             if text is not None:
                 out.write(text + "\n")
         out.flush()

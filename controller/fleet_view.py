@@ -194,10 +194,8 @@ def plain_line(line: Line, model: FleetModel) -> str | None:
             return f"{line['node']}/{line['cushion']}: removed"
         node_status = model.nodes.get(str(line["node"]), "unknown")
         words = [status_words(node_status, state)]
-        if state.get("running"):
+        if state.get("running"):  # no time left: a log wants a line per change of doing
             words += [str(state.get("program") or ""), doing_words(state)]
-            if isinstance(state.get("remaining_s"), int | float):
-                words.append(f"{clock(state['remaining_s'])} left")
         return f"{line['node']}/{line['cushion']}: " + ", ".join(w for w in words if w)
     if kind == "event":
         from controller.fleet_model import NOTABLE_EVENTS
