@@ -592,6 +592,21 @@ def sim(
         pass
 
 
+def broker_login(func: F) -> F:
+    """Add the broker's login options (password file, TLS files) to a command."""
+    for option in reversed((
+        click.option("--password-file", type=click.Path(path_type=Path),
+                     help="File holding the broker password (else CUSHION_MQTT_PASSWORD)."),
+        click.option("--tls-ca", type=click.Path(path_type=Path),
+                     help="CA certificate file (TLS)."),
+        click.option("--tls-cert", type=click.Path(path_type=Path),
+                     help="Client certificate (TLS)."),
+        click.option("--tls-key", type=click.Path(path_type=Path), help="Client key (TLS)."),
+    )):
+        func = option(func)
+    return func
+
+
 @main.command()
 @click.option("--mqtt", "mqtt_url", required=True, help="Broker: mqtt://[user@]host[:port].")
 @click.option("--device", "devices", multiple=True,
@@ -599,11 +614,7 @@ def sim(
 @click.option("--port", help="Serial port of one real cushion (with --profile).")
 @click.option("--profile", "profile_name", help="Profile of the --port cushion.")
 @click.option("--node-id", help="This node's id on the broker (default: the host name).")
-@click.option("--password-file", type=click.Path(path_type=Path),
-              help="File holding the broker password (else CUSHION_MQTT_PASSWORD).")
-@click.option("--tls-ca", type=click.Path(path_type=Path), help="CA certificate file (TLS).")
-@click.option("--tls-cert", type=click.Path(path_type=Path), help="Client certificate (TLS).")
-@click.option("--tls-key", type=click.Path(path_type=Path), help="Client key (TLS).")
+@broker_login
 @click.option("--config", type=click.Path(path_type=Path), help="Config file (TOML).")
 @click.option("--max-intensity", type=float, help="Lower the overall cap, in percent.")
 @click.option("--yes", "skip_screening", is_flag=True,
@@ -632,11 +643,7 @@ def serve(
 @click.option("--once", is_flag=True, help="Print the fleet as it is now and exit.")
 @click.option("--stop-all", is_flag=True, help="Stop every cushion on every node, and exit.")
 @click.option("--reason", help="With --stop-all: why (the nodes' journals keep it).")
-@click.option("--password-file", type=click.Path(path_type=Path),
-              help="File holding the broker password (else CUSHION_MQTT_PASSWORD).")
-@click.option("--tls-ca", type=click.Path(path_type=Path), help="CA certificate file (TLS).")
-@click.option("--tls-cert", type=click.Path(path_type=Path), help="Client certificate (TLS).")
-@click.option("--tls-key", type=click.Path(path_type=Path), help="Client key (TLS).")
+@broker_login
 @friendly
 def fleet(
     mqtt_url: str, as_json: bool, once: bool, stop_all: bool, reason: str | None,
