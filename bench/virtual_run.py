@@ -1,6 +1,7 @@
 """A whole program through the whole stack on the virtual clock, beside a naive scheduler.
 
 Run: .venv/bin/python bench/virtual_run.py [--runs N] [--quick] [--program NAME]
+     .venv/bin/python bench/virtual_run.py --digest    # what went on the wire, as hashes
 
 For every built-in profile the program (lumbar-classic, 26.2 min; a profile whose auto-off
 refuses it gets lumbar-short) is planned, passed through the envelope and played by the
@@ -14,13 +15,20 @@ after one warm-up run, plan included. Beside it, in the same process:
   plan    compile + envelope alone (part of both figures above).
 
 speed-up = program length / wall. Target: >= 2000x (26 min in < 0.8 s).
+
+--digest runs every built-in program the plan accepts on every built-in profile once and
+prints, per run, hashes of the bytes the cushion received (with their virtual times), of
+every recorder event and of every controller event, and the loop turns: a speed change must
+leave the three hashes as they were (the turns may change).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import gc
+import hashlib
 import pstats
 import statistics
 import time
@@ -39,7 +47,7 @@ from controller.transports.sim import SimTransport
 from firmware_profiles import Profile, builtin_profiles, load_profile
 from hil.cushion import SimulatedCushion
 from hil.vtime import run_virtual
-from protocols import Program, load_program
+from protocols import Program, builtin_programs, load_program
 
 TARGET_SPEEDUP = 2000.0
 FALLBACK_PROGRAM = "lumbar-short"
@@ -102,6 +110,69 @@ def _timed(main: Callable[[], object], events: list[Event], cushion: SimulatedCu
         recorder.count("refused"),
         all(level == recorder.off_level for level in levels),
     )
+
+
+class _TappedCushion(SimulatedCushion):
+    """A simulated cushion that hashes every chunk of bytes it is fed, with its virtual time."""
+
+    def __init__(self, profile: Profile) -> None:
+        super().__init__(profile)
+        self.wire = hashlib.sha256()
+
+    def feed(self, data: bytes) -> None:
+        """Hash the bytes and their arrival time, then take them as the cushion does."""
+        self.wire.update(f"{self.firmware.now()!r}:".encode() + bytes(data) + b"\n")
+        super().feed(data)
+
+
+def digest(program: Program, profile: Profile) -> str:
+    """Return one line: wire, recorder and controller-event hashes of a session run, and turns."""
+    events: list[Event] = []
+    cushion = _TappedCushion(profile)
+    turns = 0
+    # Counting turns means wrapping the loop's private step; only this bench mode does it.
+    base = asyncio.base_events.BaseEventLoop
+    run_once = base._run_once  # type: ignore[attr-defined]
+
+    def counted(self: asyncio.AbstractEventLoop) -> None:
+        nonlocal turns
+        turns += 1
+        run_once(self)
+
+    async def main() -> None:
+        transport = SimTransport(Endpoint("sim", profile.name), profile, cushion)
+        options = RunOptions(Endpoint("sim", profile.name), handle_signals=False)
+        await run_program(
+            program, profile, DEFAULT_LIMITS, options, emit=events.append, transport=transport
+        )
+
+    base._run_once = counted  # type: ignore[attr-defined]
+    try:
+        run_virtual(main())
+    finally:
+        base._run_once = run_once  # type: ignore[attr-defined]
+    recorded = hashlib.sha256("\n".join(map(repr, cushion.recorder)).encode())
+    emitted = hashlib.sha256("\n".join(map(repr, events)).encode())
+    return (
+        f"{profile.name:15} {program.name:23} wire {cushion.wire.hexdigest()[:16]}  "
+        f"recorder {recorded.hexdigest()[:16]} ({len(cushion.recorder)} events)  "
+        f"controller {emitted.hexdigest()[:16]} ({len(events)})  turns {turns}"
+    )
+
+
+def digests() -> list[str]:
+    """Return `digest` lines for every built-in program the plan accepts on every profile."""
+    lines = []
+    for name in sorted(builtin_profiles()):
+        profile = load_profile(name)
+        for program_name in sorted(builtin_programs()):
+            program = load_program(program_name)
+            try:
+                plan(program, profile, DEFAULT_LIMITS)
+            except PlanError:
+                continue
+            lines.append(digest(program, profile))
+    return lines
 
 
 def plan_seconds(program: Program, profile: Profile, runs: int) -> float:
@@ -192,7 +263,13 @@ def main() -> None:
     parser.add_argument(
         "--cprofile", metavar="PROFILE", help="only show where one session run on PROFILE spends"
     )
+    parser.add_argument(
+        "--digest", action="store_true", help="print wire/recorder/event hashes and loop turns"
+    )
     args = parser.parse_args()
+    if args.digest:
+        print("\n".join(digests()))
+        return
     if args.cprofile:
         profile = load_profile(args.cprofile)
         print(cprofile(pick_program(args.program, profile), profile))
