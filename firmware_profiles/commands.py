@@ -81,12 +81,12 @@ class Query:
 
 Command = SetZone | SetAll | SetFrequency | SetHeat | SetMode | Press | Stop | Keepalive | Query
 
-ReplyKind = Literal["ack", "nak", "status"]
+ReplyKind = Literal["ack", "nak", "status", "boot"]
 
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """A frame from the device: ack, nak or status, with its decoded integer fields."""
+    """A frame from the device: ack, nak, status or boot, with its decoded integer fields."""
 
     kind: ReplyKind
     fields: dict[str, int] = field(default_factory=dict)

@@ -116,3 +116,8 @@ class Replies(FrozenModel):
     ack: FrameSpec | None = None
     nak: FrameSpec | None = Field(None, description="Carries a `code` field.")
     status: FrameSpec | None = None
+    boot: FrameSpec | None = Field(
+        None,
+        description="Sent by the cushion unasked when it has started (a boot banner): a "
+        "restart mid-session is then noticed at once, before the next update.",
+    )

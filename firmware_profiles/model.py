@@ -183,6 +183,6 @@ class Profile(FrozenModel):
         """Return (reply kind, spec) for every reply frame present."""
         return [
             (kind, spec)
-            for kind in ("ack", "nak", "status")
+            for kind in ("ack", "nak", "status", "boot")
             if (spec := getattr(self.replies, kind)) is not None
         ]
