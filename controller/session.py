@@ -204,7 +204,7 @@ class Session:
         self.origin = self.device.origin = loop.time()
         self.device.resume()
         result: SessionResult
-        frozen = _freeze_heap()
+        held = _hold_collector()
         try:
             async with asyncio.TaskGroup() as tg:
                 serving = tg.create_task(self.device.serve(), name="cushion-device")
@@ -215,8 +215,8 @@ class Session:
         except* SafetyStop as group:
             result = SessionResult("safety", EXIT_SAFETY, str(_first(group)))
         finally:
-            if frozen:
-                gc.unfreeze()
+            if held is not None:
+                _release_collector(held)
         self.emit(
             SessionEnded(
                 self._t(),
@@ -390,17 +390,33 @@ def _wake(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-def _freeze_heap() -> bool:
-    """Keep what is alive at the start (modules, profile, plan) out of the collector's passes.
+# The collector's third threshold (young passes before a full one) while a session plays:
+# no full pass happens in practice (2**30 young passes are years of a session).
+_NO_FULL_PASS = 1 << 30
 
-    It outlives the session anyway, and every full pass would walk all of it again: in a
-    26-minute virtual run they took about 0.1 s, and each is a stall of tens of ms on a real
-    clock. Undone when the session ends. False (nothing done) if the heap is frozen already.
+
+def _hold_collector() -> tuple[int, int, int] | None:
+    """Keep the collector's full passes out of the session; return what to restore, or None.
+
+    What is alive at the start (modules, profile, plan) is frozen: it outlives the session
+    anyway, and every full pass would walk all of it again. And no full pass runs while the
+    session plays (young passes still do): each walks everything the session has made since,
+    and finds next to nothing to free (a 26-minute vb6-binary run on the virtual clock had 3,
+    66-82 ms in all, that freed 0 objects); on a real clock each is a stall of tens of ms.
+    None (nothing done) if another session holds it already.
     """
     if gc.get_freeze_count():
-        return False
+        return None
+    thresholds = gc.get_threshold()
     gc.freeze()
-    return True
+    gc.set_threshold(thresholds[0], thresholds[1], _NO_FULL_PASS)
+    return thresholds
+
+
+def _release_collector(thresholds: tuple[int, int, int]) -> None:
+    """Undo `_hold_collector`: the old thresholds, and the frozen heap back to the collector."""
+    gc.set_threshold(*thresholds)
+    gc.unfreeze()
 
 
 def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
