@@ -133,6 +133,9 @@ class Device:
             lambda: self._final,
         )
         self.last_all_off: AllOff | None = None
+        # The loop's clock, bound by `open`: read for every frame, and cheaper than
+        # asyncio.get_running_loop().time() each time.
+        self._now: Callable[[], float] = _loop_time
 
     @property
     def transport(self) -> Transport:
@@ -144,6 +147,7 @@ class Device:
     async def open(self) -> None:
         """Open the link and put the cushion in a known state: everything off."""
         loop = asyncio.get_running_loop()
+        self._now = loop.time
         # A sped-up simulator clock shrinks real reply time too; keep a floor in real time.
         speed = float(getattr(loop, "speed", 1.0))
         self.replies.reply_timeout_s = max(
@@ -224,11 +228,15 @@ class Device:
         try:
             await coro
         except DeviceError as exc:
-            if self._closing:
-                return
-            self._halted = True
-            if self._fault is not None and not self._fault.done():
-                self._fault.set_result(exc)
+            self._failed(exc)
+
+    def _failed(self, exc: DeviceError) -> None:
+        """Halt and hand a loop's device fault to `serve` (unless closing; once only)."""
+        if self._closing:
+            return
+        self._halted = True
+        if self._fault is not None and not self._fault.done():
+            self._fault.set_result(exc)
 
     async def serve(self) -> None:
         """Wait until the device fails, and raise the fault (its loops run on their own)."""
@@ -251,7 +259,7 @@ class Device:
     async def offer(self, setpoint: Setpoint) -> None:
         """Like `set`, but write at once from the caller's task when the device may take it."""
         self._desired = setpoint
-        now = asyncio.get_running_loop().time()
+        now = self._now()
         if (
             self._writing
             or self._halted
@@ -350,6 +358,17 @@ class Device:
 
     async def _reader_loop(self) -> None:
         parser = self.codec.reply_parser()
+
+        def take(data: bytes) -> None:
+            """Handle replies the transport hands over, as this loop handles what `read` gave."""
+            try:
+                for item in parser.feed(data):
+                    self._on_reply(item)
+            except DeviceError as exc:
+                self._failed(exc)  # now, as `_guard` would have from this loop
+                raise  # and the transport ends this loop's `read` with it
+
+        self.link.hand_replies_to(take)
         while True:
             try:
                 data = await self.link.read()
@@ -469,7 +488,7 @@ class Device:
         old = self._sent
         if old is None or target.levels != old.levels:
             self._sent_serial += 1
-        await self._absolute.write(target, old, asyncio.get_running_loop().time())
+        await self._absolute.write(target, old, self._now())
         if self._halted:
             return  # a halt overtook this update while it was being written
         self._sent = target
@@ -526,7 +545,7 @@ class Device:
         if not self.link.up.is_set():
             return False  # nothing to write to; all-off goes first once the link is back
         frame = self.codec.encode(command)
-        now = asyncio.get_running_loop().time()
+        now = self._now()
         if self._acks and not isinstance(command, Query):
             self.replies.owe(now)
         self._watch.last_frame_t = now
@@ -596,7 +615,12 @@ class Device:
         return self._sent.levels if self._sent is not None else ()
 
     def _t(self) -> float:
-        return asyncio.get_running_loop().time() - self.origin
+        return self._now() - self.origin
+
+
+def _loop_time() -> float:
+    """Return the running loop's time (s): the device's clock until `open` binds the loop's."""
+    return asyncio.get_running_loop().time()
 
 
 __all__ = ["Device", "DeviceError", "LinkLost", "Target"]

@@ -58,6 +58,10 @@ class Link:
         """Return the next bytes from the cushion; `LinkLost` when the link ends."""
         return self.transport.read()  # the transport's own awaitable: no coroutine in between
 
+    def hand_replies_to(self, receiver: Callable[[bytes], None]) -> bool:
+        """Offer replies to ``receiver`` while a `read` waits, if the transport can (see there)."""
+        return self.transport.hand_replies_to(receiver)
+
     def lost(self) -> bool:
         """Mark the link down; return False if it already was."""
         if not self.up.is_set():

@@ -51,6 +51,7 @@ class Watch:
         self._next_poll = 0.0
         self._due = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # bound by `run`, for `_tick`
 
     def cancel(self) -> None:
         """Stop re-checking (the loop itself is cancelled by its owner)."""
@@ -60,7 +61,7 @@ class Watch:
 
     async def run(self) -> None:
         """Send keepalives and polls when due; raise `DeviceTimeout` for an overdue ack."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         replies = self.replies
         poll_s = POLL_EVERY_TIMEOUTS * replies.reply_timeout_s
         if self.acks:
@@ -98,18 +99,17 @@ class Watch:
         every frame sent, and re-checking them costs a fraction of a loop turn this way.
         """
         self._timer = None
-        loop = asyncio.get_running_loop()
+        loop = self._loop or asyncio.get_running_loop()
         now = loop.time()
-        deadlines = [now + 1.0]
+        due = now + 1.0  # the earliest of the deadlines below, without building a list
         pending = self.replies.pending
         if pending:
-            deadlines.append(pending[0] + self.replies.reply_timeout_s)
+            due = min(due, pending[0] + self.replies.reply_timeout_s)
         final = self.final()
         if self.keepalive_s and not final:
-            deadlines.append(self.last_frame_t + self.keepalive_s)
+            due = min(due, self.last_frame_t + self.keepalive_s)
         if self.polls and not final:
-            deadlines.append(self._next_poll)
-        due = min(deadlines)
+            due = min(due, self._next_poll)
         if now >= due:
             self._due.set()
         else:

@@ -12,6 +12,8 @@ from urllib.parse import parse_qsl
 from controller.errors import UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from firmware_profiles import Profile
 
 ENTRY_POINT_GROUP = "cushion.transports"
@@ -77,6 +79,15 @@ class Transport(ABC):
     @abstractmethod
     async def read(self) -> bytes:
         """Return the next chunk of bytes from the device; raise `LinkLost` when the link ends."""
+
+    def hand_replies_to(self, receiver: Callable[[bytes], None]) -> bool:
+        """Offer to call ``receiver(bytes)`` with replies while a `read` waits; False: not offered.
+
+        A transport that does (the in-process one) calls it where that `read` would have
+        returned, and its `read` then ends only with the link, or raises what ``receiver``
+        raised. Most transports do not: `read` returns every byte.
+        """
+        return False
 
 
 def transport_class(scheme: str) -> type[Transport]:

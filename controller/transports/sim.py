@@ -8,6 +8,8 @@ from controller.errors import DeviceError, LinkLost
 from controller.transports.base import Transport
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from controller.transports.base import Endpoint
     from firmware_profiles import Profile
     from hil.cushion import SimulatedCushion
@@ -28,6 +30,7 @@ class SimTransport(Transport):
         self.cushion = cushion or SimulatedCushion(profile)
         self.in_range = True  # tests switch this off to keep a reconnect from succeeding
         self._link: InProcessLink | None = None
+        self._receiver: Callable[[bytes], None] | None = None
 
     @property
     def link(self) -> InProcessLink | None:
@@ -41,6 +44,7 @@ class SimTransport(Transport):
         if not self.in_range:
             raise DeviceError("the simulated cushion is out of range.")
         self._link = InProcessLink(self.cushion)
+        self._link.hand_to(self._receiver)
 
     async def close(self) -> None:
         """Detach from the simulated cushion."""
@@ -56,6 +60,14 @@ class SimTransport(Transport):
             self._link.send(data)  # the link's write, minus a coroutine per frame
         except ConnectionError as exc:
             raise LinkLost(f"the simulated link dropped: {exc}.") from exc
+
+    def hand_replies_to(self, receiver: Callable[[bytes], None]) -> bool:
+        """Have replies handed to ``receiver`` on this link and every one opened later."""
+        # Saves the reader task's wake-up per reply (a virtual run has one per frame).
+        self._receiver = receiver
+        if self._link is not None:
+            self._link.hand_to(receiver)
+        return True
 
     async def read(self) -> bytes:
         """Return the next bytes the simulated cushion sent."""
