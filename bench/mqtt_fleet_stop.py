@@ -51,6 +51,8 @@ class Results:
     fleet: list[list[float]] = field(default_factory=list)  # per rep, per cushion (node order)
     on_at_stop: list[int] = field(default_factory=list)  # fleet cushions playing at the stop
     not_running: list[int] = field(default_factory=list)  # fleet cushions that never came on
+    lost: list[str] = field(default_factory=list)  # why a Stop frame never came, per case
+    died: list[str] = field(default_factory=list)  # sessions that ended before the stop
     bare: list[float] = field(default_factory=list)
     load: list[str] = field(default_factory=list)
 
@@ -102,6 +104,20 @@ async def fleet_stop(mq: mqtt_rig.BenchClient, sims: Sequence[mqtt_rig.Sim]) -> 
     return [t - t0 for t in await asyncio.gather(*(w.wait(STOP_WAIT_S) for w in waiters))]
 
 
+def explain(sim: mqtt_rig.Sim, nodes: Sequence[mqtt_rig.NodeProc], now: float) -> str:
+    """Say what the simulator last decoded and what its node logged about it."""
+    commands = [e for e in sim.cushion.recorder.events if e.kind == "command"]
+    last = f"{now - commands[-1].t:.2f} s before" if commands else "never"
+    links = [str(e.detail) for e in sim.cushion.recorder.events if e.kind == "link"]
+    logged = []
+    for node in nodes:
+        if sim in node.sims:
+            lines = node.log.read_text(errors="replace").splitlines()
+            logged = [ln for ln in lines if f" {sim.name}:" in ln][-2:]
+    return (f"{sim.name}: last frame decoded {last}; link events {links}; node log: "
+            + " | ".join(logged))
+
+
 async def measure(reps: int, rng: random.Random, workdir: Path) -> Results:
     """Run the six nodes and `reps` repetitions of both stops."""
     profile = load_profile(mqtt_rig.PROFILE)
@@ -120,6 +136,7 @@ async def measure(reps: int, rng: random.Random, workdir: Path) -> Results:
                 await mq.online([n.node_id for n in nodes])
                 res.load.append(mqtt_rig.load_line())
                 everyone = [(n, s) for n, group in owners for s in group]
+                loop = asyncio.get_running_loop()
                 for _ in range(reps):
                     running = await start_all(mq, [("solo", solo)])
                     await asyncio.sleep(rng.uniform(0.0, 0.1))
@@ -129,9 +146,16 @@ async def measure(reps: int, rng: random.Random, workdir: Path) -> Results:
                     res.not_running.append(len(fleet) - len(running))
                     await asyncio.sleep(rng.uniform(0.0, 0.1))
                     res.bare.append(await mq.round_trip())
+                    # A session that failed since it came on closed its port: nothing to stop.
+                    for sim in [s for s in running if not s.link.connected]:
+                        res.died.append(explain(sim, nodes, loop.time()))
+                        running.remove(sim)
                     res.on_at_stop.append(sum(1 for s in running if s.on()))
                     stops = await fleet_stop(mq, running)
                     mine = dict(zip((s.name for s in running), stops, strict=True))
+                    for sim, t in zip(running, stops, strict=True):
+                        if t == float("inf"):
+                            res.lost.append(explain(sim, nodes, loop.time()))
                     res.fleet.append([mine.get(s.name, float("nan")) for s in fleet])
                 res.load.append(mqtt_rig.load_line())
             finally:
@@ -159,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"{mqtt_rig.PROFILE}, {mqtt_rig.PROGRAM}, {NODES} nodes x {PER_NODE} cushions, "
           f"{reps} repetitions; {'; '.join(res.load)} (start; end); fleet cushions playing "
           f"at the stop: {', '.join(map(str, res.on_at_stop))} of {NODES * PER_NODE}; "
-          f"never came on: {', '.join(map(str, res.not_running))}\n")
+          f"never came on: {', '.join(map(str, res.not_running))}; ended before the stop: "
+          f"{len(res.died)}\n")
     pooled = [v for rep in res.fleet for v in rep if v == v]  # NaN: that one never ran
     lasts = [max(v for v in rep if v == v) for rep in res.fleet]
     rows = []
@@ -181,6 +206,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         node_rows.append([f"n{i}", *benchlib.summary_ms(firsts)[::2],
                           *benchlib.summary_ms(last)[::2]])
     print(benchlib.table(["node", "first p50", "first max", "last p50", "last max"], node_rows))
+    for why in res.died:
+        print(f"ended before the stop (left out): {why}")
+    for why in res.lost:
+        print(f"no Stop frame: {why}")
     _, p99, _ = benchlib.summary_ms(pooled)
     met = p99 <= TARGET_P99_S * 1e3
     print(f"\nfleet stop p99 {p99:.1f} ms (target <= {TARGET_P99_S * 1e3:g} ms): "

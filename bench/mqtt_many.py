@@ -23,7 +23,8 @@ level (from 10 s on, after the ramp) with the decoded frame carrying it, in orde
 renewals repeat a level and are skipped), and takes arrival - planned time. The session's
 origin lives in the node process, so per cushion it is taken as the one that makes the
 least-late frame on time: lateness is measured beyond that cushion's best frame (a floor of
-a pty transit, ~0.2 ms, is left out), the same way for both phases.
+a pty transit, ~0.2 ms, is left out), the same way for both phases. Frames that arrive before
+the window, while the node is still starting later cushions, are shown on a row of their own.
 
 Target: lateness with 100 cushions no worse than with one; CPU and memory recorded.
 """
@@ -89,6 +90,9 @@ class Phase:
     bench_cpu_s: float = 0.0  # this process (all the simulators) over the window
     states: int = 0  # state messages in the window
     late: list[float] = field(default_factory=list)
+    during_starts: list[float] = field(default_factory=list)  # before the window: starts
+    stalls: str = ""
+    stalls_starts: str = ""
     samples: int = 0
     missed: int = 0
     load: str = ""
@@ -121,8 +125,10 @@ def planned(profile: Profile, program_file: Path) -> Planned:
     return Planned(changes, zone)
 
 
-def lateness(sim: mqtt_rig.Sim, plan_: Planned, until: float) -> tuple[list[float], int]:
-    """Return the cushion's lateness beyond its best frame (s) and its missed changes."""
+def lateness(
+    sim: mqtt_rig.Sim, plan_: Planned, until: float
+) -> tuple[list[tuple[float, float]], int]:
+    """Return `(arrival, lateness beyond the cushion's best frame)` (s) and missed changes."""
     off = sim.cushion.recorder.off_level
     received: list[tuple[float, int]] = []
     previous = off
@@ -135,8 +141,7 @@ def lateness(sim: mqtt_rig.Sim, plan_: Planned, until: float) -> tuple[list[floa
         if level is not None and level != previous:
             received.append((e.t, level))
             previous = level
-    d: list[float] = []
-    paired: list[float] = []  # planned times that found their frame
+    pairs: list[tuple[float, float, float]] = []  # (planned, arrival, arrival - planned)
     j = 0
     for t, level in plan_.changes:
         while j < len(received) and received[j][1] != level:
@@ -144,22 +149,33 @@ def lateness(sim: mqtt_rig.Sim, plan_: Planned, until: float) -> tuple[list[floa
         if j == len(received):
             break  # past the window's end (or lost: counted below)
         if t >= WARM_S:
-            d.append(received[j][0] - t)
-            paired.append(t)
+            pairs.append((t, received[j][0], received[j][0] - t))
         j += 1
-    if not d:
+    if not pairs:
         return [], 0
-    best = min(d)
+    best = min(d for *_, d in pairs)
     # Planned inside the window (origin taken from the best frame) but never paired.
     end = until - best - 0.5
     due = sum(1 for t, _ in plan_.changes if WARM_S <= t <= end)
-    missed = max(0, due - sum(1 for t in paired if t <= end))
-    return [x - best for x in d], missed
+    missed = max(0, due - sum(1 for t, *_ in pairs if t <= end))
+    return [(arrival, d - best) for _, arrival, d in pairs], missed
+
+
+def stalls(samples: Sequence[tuple[float, float]], over_s: float = 0.010) -> str:
+    """Say how the samples later than `over_s` bunch in time (one node-wide stall or many)."""
+    late = [arrival for arrival, d in samples if d > over_s]
+    if not late:
+        return f"none later than {over_s * 1e3:g} ms"
+    slices: dict[int, int] = {}
+    for arrival in late:
+        slices[int(arrival / 0.1)] = slices.get(int(arrival / 0.1), 0) + 1
+    return (f"{len(late)} later than {over_s * 1e3:g} ms, in {len(slices)} slice(s) of 100 ms; "
+            f"the fullest holds {max(slices.values())}")
 
 
 async def run_phase(
     label: str, count: int, duration: float, profile: Profile, plan_: Planned,
-    env: dict[str, str], b: Broker, workdir: Path,
+    env: dict[str, str], b: Broker, workdir: Path, cprofile: Path | None = None,
 ) -> Phase:
     """Serve `count` cushions from one node; measure for `duration` s after the last start."""
     node_id = f"many{count}"
@@ -170,7 +186,8 @@ async def run_phase(
         stamps: list[float] = []
         mq.taps.append(lambda topic, _p, t: stamps.append(t) if topic.endswith("/state")
                        else None)
-        node = await mqtt_rig.start_node(node_id, sims, b.url, env, workdir)
+        node = await mqtt_rig.start_node(node_id, sims, b.url, env, workdir,
+                                         cprofile=cprofile)
         try:
             await mq.online([node_id])
             for sim in sims:  # one after the other: starts at once fault (mqtt_fleet_stop)
@@ -194,17 +211,26 @@ async def run_phase(
             phase.rss_end = proc.memory_info().rss
             phase.states = sum(1 for t in stamps if begin <= t <= begin + phase.window_s)
             until = loop.time()
+            inside: list[tuple[float, float]] = []
+            before: list[tuple[float, float]] = []
             for sim in sims:
                 late, missed = lateness(sim, plan_, until)
-                phase.late += late
-                phase.samples += len(late)
+                inside += [x for x in late if x[0] >= begin]
+                before += [x for x in late if x[0] < begin]
                 phase.missed += missed
+            phase.late = [d for _, d in inside]
+            phase.samples = len(inside)
+            phase.during_starts = [d for _, d in before]
+            phase.stalls = stalls(inside)
+            phase.stalls_starts = stalls(before)
         finally:
             await node.stop()
     return phase
 
 
-async def measure(count: int, duration: float, workdir: Path) -> list[Phase]:
+async def measure(
+    count: int, duration: float, workdir: Path, cprofile: Path | None = None
+) -> list[Phase]:
     """Run the one-cushion phase, then the many-cushion phase."""
     profile = load_profile(mqtt_rig.PROFILE)
     env = mqtt_rig.scratch_env(workdir, {PROGRAM_NAME: PROGRAM})
@@ -213,7 +239,7 @@ async def measure(count: int, duration: float, workdir: Path) -> list[Phase]:
         # The baseline's window is twice as long: one cushion gives 2 samples a second.
         one = await run_phase("one cushion", 1, 2 * duration, profile, plan_, env, b, workdir)
         many = await run_phase(f"{count} cushions", count, duration, profile, plan_, env, b,
-                               workdir)
+                               workdir, cprofile)
     return [one, many]
 
 
@@ -224,12 +250,16 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="measured window (s) of the big node; the baseline's is twice")
     parser.add_argument("--count", type=int, default=100, help="cushions on the big node")
     parser.add_argument("--quick", action="store_true", help="a 15 s window")
+    parser.add_argument("--cprofile", type=Path, metavar="FILE",
+                        help="run the big node under cProfile, save its stats to FILE and "
+                        "print where its time goes (the figures are then profiled ones)")
     args = parser.parse_args(argv)
     duration = 15.0 if args.quick else args.duration
     print(benchlib.machine())
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="cushion-bench-") as tmp:
-        phases = asyncio.run(measure(args.count, duration, Path(tmp)))
+        cprofile = args.cprofile.resolve() if args.cprofile else None
+        phases = asyncio.run(measure(args.count, duration, Path(tmp), cprofile))
     print(f"{mqtt_rig.PROFILE}, {PROGRAM_NAME}, windows {2 * duration:g} s (one) and "
           f"{duration:g} s ({args.count}); "
           f"{'; '.join(f'{p.label}: {p.load}' for p in phases)}; "
@@ -245,11 +275,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     rows = []
     for p in phases:
         rows.append([p.label, p.samples, p.missed, *benchlib.summary_ms(p.late)])
+    many = phases[-1]
+    rows.append([f"{many.label}, during the starts", len(many.during_starts), "",
+                 *benchlib.summary_ms(many.during_starts)])
     print()
     print(benchlib.table(["lateness", "samples", "missed", "p50 ms", "p99 ms", "max ms"],
                          rows))
+    for p in phases:
+        print(f"{p.label}: {p.stalls}")
+    print(f"{many.label}, during the starts: {many.stalls_starts}")
     print("\nCPU %: the node process, user + system, of one core; bench CPU %: this process "
           "(the simulators and the MQTT client).")
+    if args.cprofile:
+        import pstats
+
+        print(f"\nthe {args.count}-cushion node under cProfile ({args.cprofile}), by own time:")
+        pstats.Stats(str(args.cprofile)).sort_stats("tottime").print_stats(25)
     _, one_p99, _ = benchlib.summary_ms(phases[0].late)
     _, many_p99, _ = benchlib.summary_ms(phases[1].late)
     met = many_p99 <= one_p99

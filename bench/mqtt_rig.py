@@ -207,17 +207,22 @@ class NodeProc:
 
 
 async def start_node(
-    node_id: str, cushions: Sequence[Sim], url: str, env: dict[str, str], workdir: Path
+    node_id: str, cushions: Sequence[Sim], url: str, env: dict[str, str], workdir: Path,
+    *, cprofile: Path | None = None,
 ) -> NodeProc:
-    """Start `cushion serve --mqtt URL --device serial:PTY?profile=..&name=.. --yes`."""
+    """Start `cushion serve --mqtt URL --device serial:PTY?profile=..&name=.. --yes`.
+
+    With `cprofile`, the node runs under cProfile and writes its stats there when it ends.
+    """
     devices = []
     for sim in cushions:
         devices += ["--device", f"serial:{sim.port}?profile={PROFILE}&name={sim.name}"]
     log = workdir / f"node-{node_id}.log"
     node_env = dict(env, CUSHION_JOURNAL=str(workdir / f"journal-{node_id}.sqlite3"))
+    profiler = ["-m", "cProfile", "-o", str(cprofile)] if cprofile is not None else []
     with log.open("ab") as out:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "controller", "serve", "--mqtt", url, *devices,
+            sys.executable, *profiler, "-m", "controller", "serve", "--mqtt", url, *devices,
             "--node-id", node_id, "--yes",
             cwd=benchlib.ROOT, env=node_env, stdin=asyncio.subprocess.DEVNULL,
             stdout=out, stderr=out,
