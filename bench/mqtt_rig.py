@@ -29,6 +29,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from controller import mqtt_topics as topics
+from controller.mqtt_settings import no_delay
 from firmware_profiles import Profile
 from firmware_profiles.commands import Stop
 from hil.cushion import SimulatedCushion
@@ -338,6 +339,7 @@ async def bench_client(b: Broker, *extra: str) -> AsyncIterator[BenchClient]:
         identifier=f"bench-{uuid.uuid4().hex[:8]}",
     ) as client:
         client.pending_calls_threshold = 1000  # 50 starts at once are expected here
+        no_delay(client)  # as the node does: else a command behind a round trip waits ~40 ms
         bc = BenchClient(client)
         for topic in (REPLIES, ROUND_TRIP, f"{topics.PREFIX}/+/status", *extra):
             await client.subscribe(topic, qos=1)

@@ -26,7 +26,13 @@ from controller.backoff import backoff_delay
 from controller.errors import UsageError
 from controller.fleet_model import FleetModel, Line
 from controller.fleet_view import STOP_KEY, plain_line, render, table, title
-from controller.mqtt_settings import MqttSettings, parse_mqtt_url, read_password, tls_parameters
+from controller.mqtt_settings import (
+    MqttSettings,
+    no_delay,
+    parse_mqtt_url,
+    read_password,
+    tls_parameters,
+)
 from controller.mqtt_topics import FleetStop
 from protocols.errors import CushionError
 
@@ -90,6 +96,7 @@ class Fleet:
         while True:
             try:
                 async with self._client() as client:
+                    no_delay(client)  # the stop-all key's publish must not wait ~40 ms
                     for topic in SUBSCRIPTIONS:
                         await client.subscribe(topic, qos=1)
                     self.client, self.attempt, self.lost = client, 0, False

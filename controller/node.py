@@ -24,6 +24,7 @@ from paho.mqtt.properties import Properties
 from controller import mqtt_topics as topics
 from controller.backoff import backoff_delay
 from controller.mqtt_commands import CommandError, dispatch, parse_command, parse_fleet_stop
+from controller.mqtt_settings import no_delay
 from controller.mqtt_topics import Reply
 from controller.node_cushion import Slot
 from controller.session import EXIT_INTERRUPTED
@@ -249,6 +250,7 @@ class Node:
 
     async def _connected(self, client: aiomqtt.Client) -> None:
         node = self.node_id
+        no_delay(client)
         await client.subscribe(f"{topics.PREFIX}/{node}/+/command", qos=1)
         await client.subscribe(topics.FLEET_STOP, qos=1)
         await client.subscribe(topics.HA_STATUS, qos=1)
@@ -337,3 +339,4 @@ class Node:
             await client.publish(response_topic, data, qos=1, properties=out)
         else:
             await client.publish(topics.reply(self.node_id), data, qos=1)
+

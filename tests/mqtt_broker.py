@@ -100,7 +100,7 @@ class Broker:
             conf = self.workdir / "mosquitto.conf"
             conf.write_text(
                 f"listener {self.port} {self.host}\nallow_anonymous true\npersistence false\n"
-                "log_dest stderr\n",
+                "log_dest stderr\nset_tcp_nodelay true\n",
                 encoding="utf-8",
             )
             cmd = [self.binary, "-c", str(conf)]
