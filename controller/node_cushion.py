@@ -217,7 +217,7 @@ class Slot:
 
             transport = SimTransport(self.endpoint, self.profile, self.sim)
         options = RunOptions(self.endpoint, None, handle_signals=False,
-                             on_session=self._got_session)
+                             on_session=self._got_session, plan_in_thread=True)
         loop = asyncio.get_running_loop()
         self._started = started = loop.create_future()
         self._refusal = None

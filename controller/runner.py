@@ -48,6 +48,9 @@ class RunOptions:
     reconnect: bool | None = None  # None: as the transport prefers
     # Handed the session once its device is open (a node's remote commands reach it here).
     on_session: Callable[[Session], None] | None = None
+    # Plan in a worker thread (a node: its other cushions' replies are read meanwhile). Not on
+    # the virtual clock, which would run on while the thread works.
+    plan_in_thread: bool = False
 
 
 # Simulated BLE cushions get fixed addresses (random static, F0:CA:...), one per built-in
@@ -115,7 +118,10 @@ async def run_program(
 ) -> SessionResult:
     """Run one program on one cushion and return how it ended; outputs end off on every path."""
     emit = Isolated(emit)
-    timeline = plan(program, profile, limits)
+    if options.plan_in_thread:
+        timeline = await asyncio.to_thread(plan, program, profile, limits)
+    else:
+        timeline = plan(program, profile, limits)
     endpoint = options.endpoint
     stopper = _Stopper()
     try:

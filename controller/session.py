@@ -204,7 +204,7 @@ class Session:
         self.origin = self.device.origin = loop.time()
         self.device.resume()
         result: SessionResult
-        held = _hold_collector()
+        _hold_collector()
         try:
             async with asyncio.TaskGroup() as tg:
                 serving = tg.create_task(self.device.serve(), name="cushion-device")
@@ -215,8 +215,7 @@ class Session:
         except* SafetyStop as group:
             result = SessionResult("safety", EXIT_SAFETY, str(_first(group)))
         finally:
-            if held is not None:
-                _release_collector(held)
+            _release_collector()
         self.emit(
             SessionEnded(
                 self._t(),
@@ -395,27 +394,42 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 _NO_FULL_PASS = 1 << 30
 
 
-def _hold_collector() -> tuple[int, int, int] | None:
-    """Keep the collector's full passes out of the session; return what to restore, or None.
+class _Collector:
+    """The sessions holding the collector in this process (a node runs several at once)."""
 
-    What is alive at the start (modules, profile, plan) is frozen: it outlives the session
-    anyway, and every full pass would walk all of it again. And no full pass runs while the
-    session plays (young passes still do): each walks everything the session has made since,
-    and finds next to nothing to free (a 26-minute vb6-binary run on the virtual clock had 3,
-    66-82 ms in all, that freed 0 objects); on a real clock each is a stall of tens of ms.
-    None (nothing done) if another session holds it already.
+    holders = 0
+    restore: tuple[int, int, int] | None = None  # None: the heap was frozen by someone else
+
+
+def _hold_collector() -> None:
+    """Keep the collector's full passes out of the sessions playing; `_release_collector` after.
+
+    What is alive at the first start (modules, profile, plan) is frozen: it outlives the
+    session anyway, and every full pass would walk all of it again. And no full pass runs while
+    a session plays (young passes still do): each walks everything made since, and finds next
+    to nothing to free (a 26-minute vb6-binary run on the virtual clock had 3, 66-82 ms in all,
+    that freed 0 objects); on a real clock each is a stall of tens of ms. A count, not
+    `gc.get_freeze_count()` per start: that walks the frozen heap (9 ms a start in a node).
     """
-    if gc.get_freeze_count():
-        return None
-    thresholds = gc.get_threshold()
+    _Collector.holders += 1
+    if _Collector.holders > 1:
+        return
+    if gc.get_freeze_count():  # frozen outside any session: leave the collector to its owner
+        _Collector.restore = None
+        return
+    _Collector.restore = gc.get_threshold()
     gc.freeze()
-    gc.set_threshold(thresholds[0], thresholds[1], _NO_FULL_PASS)
-    return thresholds
+    gc.set_threshold(_Collector.restore[0], _Collector.restore[1], _NO_FULL_PASS)
 
 
-def _release_collector(thresholds: tuple[int, int, int]) -> None:
-    """Undo `_hold_collector`: the old thresholds, and the frozen heap back to the collector."""
-    gc.set_threshold(*thresholds)
+def _release_collector() -> None:
+    """Undo `_hold_collector` once the last session ends: the thresholds, the frozen heap."""
+    _Collector.holders -= 1
+    restore = _Collector.restore
+    if _Collector.holders or restore is None:
+        return
+    _Collector.restore = None
+    gc.set_threshold(*restore)
     gc.unfreeze()
 
 

@@ -66,6 +66,32 @@ def test_the_collector_is_held_while_a_session_plays_and_given_back_after(fail: 
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
 
+def test_overlapping_sessions_hold_the_collector_until_the_last_one_ends() -> None:
+    """A node plays several cushions: the first to end must not give the collector back."""
+    profile = load_profile("vb6-binary")
+    before = gc.get_threshold()
+    seen: list[tuple[float, int]] = []
+
+    async def one(seconds: float, delay: float) -> None:
+        await asyncio.sleep(delay)
+        cushion = SimulatedCushion(profile)
+        transport = SimTransport(Endpoint("sim", profile.name), profile, cushion)
+        async with Device(transport, profile, DEFAULT_LIMITS, emit=lambda e: None) as device:
+            await Session(_timeline(seconds, 0.3), device, emit=lambda e: None).run()
+
+    async def look(at: float) -> None:
+        await asyncio.sleep(at)
+        seen.append((at, gc.get_threshold()[2]))
+
+    async def main() -> None:
+        # A plays 0-3 s, B 1-7 s: at 5 s only B plays, and it still holds the collector.
+        await asyncio.gather(one(3.0, 0.0), one(6.0, 1.0), look(2.0), look(5.0))
+
+    run_virtual(main())
+    assert [at for at, third in seen if third > 10**6] == [2.0, 5.0]
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
 def test_a_session_inside_another_leaves_the_collector_to_the_outer_one() -> None:
     outer = gc.get_threshold()
     gc.freeze()  # as a session already playing in this process has done
