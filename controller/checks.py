@@ -137,6 +137,9 @@ def _simulate(
                                    file=file, key=exc.key or "replies",
                                    hint="Check the reply frames' fields.") from exc
             await asyncio.sleep(gap)
+        if profile.supports("boot"):
+            current[0] = "boot"
+            cushion.reboot()  # the simulator sends the boot frame the controller must read
 
     run_virtual(play())
     for name, reply in replies:
@@ -151,6 +154,10 @@ def _simulate(
                                hint="A value the controller sends is outside what the profile "
                                "declares; check its ranges and lease.")
     kinds = sorted({reply.kind for _, reply in replies if isinstance(reply, Reply)})
+    if profile.supports("boot") and "boot" not in kinds:
+        raise ProfileError("the controller does not read the simulated restart's boot frame as "
+                           "[replies.boot].", file=file, key="replies.boot",
+                           hint="Make the boot frame differ from every other reply.")
     return [f"  ok  simulator obeys every frame; replies decode ({', '.join(kinds) or 'none'})"]
 
 

@@ -437,6 +437,27 @@ class Device:
             return
         await self._device_reset(evidence)
 
+    def _booted(self) -> None:
+        """The cushion announced it has started: whatever it held is gone, so is our view."""
+        if self._closing or self._tasks is None:
+            return  # at open, before the first stop: nothing was sent that it could forget
+        was_halted = self._halted
+        # At once, in this callback: an update already queued must not reach the rebooted
+        # cushion with the old levels before the reset is handled.
+        self._halted = True
+        self._ceiling.reset(self._now())
+        self._sent = None  # modes, frequency, heat and leases were forgotten too
+        self._sent_serial += 1
+        evidence = "the cushion sent its start-up frame (it restarted)"
+        if was_halted:
+            # Paused (or between sessions): outputs are off already; the next resume ramps
+            # from zero and resends everything.
+            self.emit(DeviceReset(self._t(), evidence))
+            return
+        self._children.append(
+            self._tasks.create_task(self._guard(self._device_reset(evidence)), name="cushion-reset")
+        )
+
     async def _device_reset(self, evidence: str) -> None:
         """Handle a cushion that restarted: all-off, ceiling from zero, tell the session."""
         self.emit(DeviceReset(self._t(), evidence))
@@ -599,6 +620,9 @@ class Device:
     def _on_reply(self, item: Reply | BadFrame) -> None:
         if isinstance(item, BadFrame):
             self.emit(Fault(self._t(), self.replies.bad_frame(item)))
+            return
+        if item.kind == "boot":
+            self._booted()
             return
         fault = self.replies.reply(item)
         if fault is not None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 from firmware_profiles import Codec
 from firmware_profiles.commands import BadFrame, ProfileError, Reply
 from hil.faults import Faults, garble, truncate
-from hil.firmware import ACK, CushionState, Firmware, OutOfRange
+from hil.firmware import ACK, BOOT, CushionState, Firmware, OutOfRange
 from hil.recorder import Recorder
 from hil.spec import spec_from_profile
 
@@ -54,6 +54,7 @@ class SimulatedCushion:
         self.unreachable_until = float("-inf")
         self._links: list[LinkEnd] = []
         self._ack_bytes: bytes | None = None
+        self._boot = profile.supports("boot")
         self._tx: deque[tuple[float, bytes]] = deque()  # replies held back, in order
         self._tx_timer: asyncio.TimerHandle | None = None
         self._rx_fill = 0.0  # bytes in the input buffer (rx_buffer fault)
@@ -105,10 +106,11 @@ class SimulatedCushion:
             self.recorder.add(now, "rx_overflow", len(data) - len(taken))
         return taken
 
-    def reboot(self) -> None:
+    def reboot(self, *, announce: bool = True) -> None:
         """Power-cycle the device: outputs off, timers, half-received and unsent bytes forgotten.
 
-        The next status reply shows the fresh state (all off, default mode).
+        The next status reply shows the fresh state (all off, default mode). With `announce`,
+        a profile's boot frame goes out at once (else call `announce_boot` when booted).
         """
         self.firmware.reboot()
         self._parser = self._codec.command_parser()
@@ -117,6 +119,13 @@ class SimulatedCushion:
             self._tx_timer.cancel()
             self._tx_timer = None
         self._rx_fill = 0.0
+        if announce:
+            self.announce_boot()
+
+    def announce_boot(self) -> None:
+        """Send the profile's boot frame (`[replies.boot]`), if it has one."""
+        if self._boot:
+            self._reply(BOOT)
 
     # -- links -----------------------------------------------------------------------------
 

@@ -482,13 +482,19 @@ class FaultPlayer:
             self._do_hang_up(entry.duration_s)
             return
         if entry.kind == "reset":
-            cushion.reboot()
+            cushion.reboot(announce=not entry.duration_s)
             if entry.duration_s:
-                # Booting: deaf for the boot time, as a window of its own.
+                # Booting: deaf for the boot time, as a window of its own; the boot frame
+                # (where the profile has one) comes when it is over.
                 boot = FaultEntry(kind="deaf", duration_s=entry.duration_s)
                 cushion.recorder.add(now, "fault", ("deaf", "begin"))
                 self._switch_on(boot)
-                self._at(now + entry.duration_s, self._end, boot)
+
+                def booted(window: FaultEntry) -> None:
+                    self._end(window)
+                    cushion.announce_boot()
+
+                self._at(now + entry.duration_s, booted, boot)
             return
         self._switch_on(entry)
         if entry.duration_s is not None:

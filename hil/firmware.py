@@ -80,6 +80,7 @@ NAK_TOO_FAST = 4
 
 
 ACK = Reply("ack")  # shared: fieldless and immutable, sent for nearly every frame
+BOOT = Reply("boot")  # the start-up frame, where the profile has one
 
 
 class _Refused(Exception):

@@ -17,6 +17,7 @@ import pytest
 from tests.invariants import Ramp
 
 CLI = [sys.executable, "-m", "controller.cli"]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def cushion(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -225,6 +226,18 @@ def test_listing_checking_and_schema() -> None:
         assert done.returncode == 0, (args, done.stderr)
     schema = json.loads(cushion("profile", "schema").stdout)
     assert "properties" in schema
+
+
+def test_profile_check_reads_the_boot_frame_or_says_why_not(tmp_path: Path) -> None:
+    done = cushion("profile", "check", "lp4-ascii")
+    assert done.returncode == 0 and "(ack, boot, status)" in done.stdout, done.stdout
+    text = (ROOT / "firmware_profiles" / "builtin" / "lp4-ascii.toml").read_text()
+    clash = tmp_path / "clash.toml"  # a boot frame the controller would take for an ack
+    clash.write_text(text.replace('text = "LP4 READY\\r\\n"', 'text = "OK\\r\\n"'))
+    assert clash.read_text() != text
+    done = cushion("profile", "check", str(clash))
+    assert done.returncode == 2, done.stdout
+    assert "replies.boot" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_plan_says_when_a_dead_controller_cannot_stop_the_cushion() -> None:
