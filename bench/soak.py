@@ -19,8 +19,12 @@ Reported:
   ramps "after reboot" lands there; anything else is a breach.
 - outcomes and exit codes by fault kind (a session counts once for each kind it had);
 - **leaked tasks**: asyncio tasks still alive after the device closed, per session;
-- **memory**: tracemalloc's current size and VmRSS (/proc/self/status) after each session,
-  the first 50 sessions against the last 50;
+- **memory**, after each session and ``gc.collect()``: the live Python heap (tracemalloc,
+  after emptying CPython's type attribute cache and leaving out the soak's own per-session
+  records, see `live_heap`), its growth per session over the second half of the run and a
+  verdict, "flat" under `FLAT_B_PER_SESSION`; also the raw tracemalloc size, the session's
+  peak, the count of gc-tracked objects and VmRSS (/proc/self/status), the first 50 sessions
+  against the last 50;
 - **file descriptors**: /proc/self/fd before the first session and after each;
 - wall time, and the virtual time simulated.
 """
@@ -58,10 +62,14 @@ from tests.support import play_under_faults  # noqa: E402
 PROFILES = ("lp4-ascii", "nus-text", "vb6-binary", "remote-stepper")
 PROGRAMS = ("lumbar-classic", "lumbar-short", "lumbar-osteochondrosis", "radiculitis-gentle")
 KNOWN_RESET = "known: reset while changing"
+# "Flat" heap: what survives a session grows by less than this a session (bytes) over the
+# second half of the run. A session left behind whole (device, cushion, recorder) keeps 0.3-4 MB;
+# once the caches are warm nothing survives (0 B a session here, bar a 1 kB set resize at times).
+FLAT_B_PER_SESSION = 100.0
 RESUME_AFTER_S = 30.0  # a session paused by a fault: the user presses Enter after this long
 
 
-@dataclass
+@dataclass(slots=True)  # no per-record __dict__: the records are the one thing the soak keeps
 class SessionReport:
     """One soak session: what ran, what went wrong, what it left behind."""
 
@@ -72,11 +80,14 @@ class SessionReport:
     outcome: str
     exit_code: int | None
     verdict: str  # "ok", KNOWN_RESET or "breach"
-    violations: list[str]
+    violations: tuple[str, ...]
     leaked_tasks: int
     virtual_s: float
     wall_s: float
-    traced_b: int = 0
+    traced_b: int = 0  # tracemalloc current after the session and gc.collect()
+    live_b: int = 0  # the same less the type cache and the soak's records (`live_heap`)
+    peak_b: int = 0  # tracemalloc peak during the session
+    gc_objects: int = 0
     rss_kb: int = 0
     fds: int = 0
 
@@ -90,6 +101,7 @@ class SoakReport:
     fds_before: int = 0
     rss_before_kb: int = 0
     wall_s: float = 0.0
+    tracemalloc_kb: int = 0  # tracemalloc's own tables at the end (they are in the RSS)
 
     @property
     def breaches(self) -> list[SessionReport]:
@@ -103,6 +115,21 @@ class SoakReport:
     def leaked(self) -> int:
         return sum(s.leaked_tasks for s in self.sessions)
 
+    def growth_per_session(self, attr: str) -> float:
+        """Return how much ``attr`` grew a session over the second half of the run."""
+        half = self.sessions[len(self.sessions) // 2 :]
+        if len(half) < 2:
+            return 0.0
+        first, last = float(getattr(half[0], attr)), float(getattr(half[-1], attr))
+        return (last - first) / (len(half) - 1)
+
+    @property
+    def heap_flat(self) -> bool | None:
+        """Whether the live heap is flat (None when tracemalloc was off)."""
+        if not any(s.live_b for s in self.sessions):
+            return None
+        return self.growth_per_session("live_b") < FLAT_B_PER_SESSION
+
 
 def fd_count() -> int:
     """Return how many file descriptors this process has open."""
@@ -115,6 +142,21 @@ def rss_kb() -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def live_heap() -> int:
+    """Return the bytes tracemalloc traces, less two things that are not the code under soak.
+
+    CPython's type attribute cache (4096 slots) keeps a strong reference to the name of each
+    lookup it caches; a name built at run time is a new string each time (reprlib's
+    ``"repr_" + typename``, run each session when ``asyncio.Runner`` compares its SIGINT
+    handler: the ValueError in ``signal.getsignal`` formats the handler, whose repr holds the
+    main task and its result). New slots fill slowly, so the raw heap crept by ~0.3-0.5 kB a
+    session; `sys._clear_type_cache` empties it. And the soak's own records, allocated here.
+    """
+    sys._clear_type_cache()
+    snapshot = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, __file__)])
+    return sum(stat.size for stat in snapshot.statistics("filename"))
 
 
 def _intro_end(program: Program) -> float:
@@ -213,7 +255,8 @@ def run_session(n: int, rng: random.Random, programs: tuple[str, ...] = PROGRAMS
     rules = Rules.of(profile, DEFAULT_LIMITS, sparing=prog.sparing)
     first = cushion.recorder.events[0].t if cushion.recorder.events else start
     check = Check(intro_until_s=first + _intro_end(prog), off_at_end=rules.control != "stepping")
-    found = violations(rules, cushion.recorder, check)
+    # Copied, so the record's texts are allocated here and `live_heap` leaves them out.
+    found = tuple(v.encode().decode() for v in violations(rules, cushion.recorder, check))
     kinds = tuple(e.kind for e in schedule.entries)
     verdict = "ok"
     if found:
@@ -244,13 +287,19 @@ def soak(
     t0 = time.perf_counter()
     try:
         for n in range(sessions):
+            if trace_memory:
+                tracemalloc.reset_peak()
             one = run_session(n, rng, programs)
             gc.collect()
-            one.traced_b = tracemalloc.get_traced_memory()[0] if trace_memory else 0
+            if trace_memory:
+                one.traced_b, one.peak_b = tracemalloc.get_traced_memory()
+                one.live_b = live_heap()
+            one.gc_objects = len(gc.get_objects())
             one.rss_kb, one.fds = rss_kb(), fd_count()
             report.sessions.append(one)
     finally:
         if trace_memory:
+            report.tracemalloc_kb = tracemalloc.get_tracemalloc_memory() // 1024
             tracemalloc.stop()
     report.wall_s = time.perf_counter() - t0
     return report
@@ -295,15 +344,17 @@ def describe(report: SoakReport) -> str:
     )
     k = min(50, max(1, len(ss) // 4))
     head, tail = ss[:k], ss[-k:]
-    if any(s.traced_b for s in ss):
-        lines.append(
-            f"tracemalloc current: first {k} mean {_mb(head, 'traced_b', 1e6)} MB, last {k} "
-            f"mean {_mb(tail, 'traced_b', 1e6)} MB (max {max(s.traced_b for s in ss) / 1e6:.2f})"
-        )
+    lines.extend(_memory_lines(report, k))
     lines.append(
         f"RSS: before {report.rss_before_kb / 1024:.1f} MB; first {k} mean "
         f"{_mb(head, 'rss_kb', 1024)} MB, last {k} mean {_mb(tail, 'rss_kb', 1024)} MB "
-        f"(max {max(s.rss_kb for s in ss) / 1024:.1f})"
+        f"(max {max(s.rss_kb for s in ss) / 1024:.1f}); second half "
+        f"{report.growth_per_session('rss_kb'):+.1f} kB/session"
+        + (
+            f"; tracemalloc's own tables {report.tracemalloc_kb / 1024:.1f} MB of it"
+            if report.tracemalloc_kb
+            else ""
+        )
     )
     lines.append(
         f"open fds: before {report.fds_before}, after the first {ss[0].fds}, after the last "
@@ -319,6 +370,33 @@ def describe(report: SoakReport) -> str:
     return "\n".join(lines)
 
 
+def _memory_lines(report: SoakReport, k: int) -> list[str]:
+    """The heap lines of the report: live heap and its verdict, raw tracemalloc, gc objects."""
+    ss = report.sessions
+    head, tail = ss[:k], ss[-k:]
+    lines = [
+        f"gc-tracked objects: after the first session {ss[0].gc_objects}, after the last "
+        f"{ss[-1].gc_objects}; second half {report.growth_per_session('gc_objects'):+.2f}/session"
+    ]
+    flat = report.heap_flat
+    if flat is None:
+        return lines
+    growth = report.growth_per_session("live_b")
+    verdict = "flat" if flat else "GROWING"
+    mid = ss[len(ss) // 2]
+    lines += [
+        f"live heap (tracemalloc less the type cache and the soak's records): after the first "
+        f"session {ss[0].live_b / 1e3:.1f} kB, at session {mid.n + 1} {mid.live_b / 1e3:.1f} "
+        f"kB, after the last {ss[-1].live_b / 1e3:.1f} kB; second half {growth:+.1f} B/session: "
+        f"{verdict} (bound {FLAT_B_PER_SESSION:.0f} B/session)",
+        f"tracemalloc raw: first {k} mean {_mb(head, 'traced_b', 1e6)} MB, last {k} mean "
+        f"{_mb(tail, 'traced_b', 1e6)} MB; peak during a session median "
+        f"{statistics.median(s.peak_b for s in ss) / 1e6:.1f} MB, max "
+        f"{max(s.peak_b for s in ss) / 1e6:.1f} MB",
+    ]
+    return lines
+
+
 def _mb(group: list[SessionReport], attr: str, unit: float) -> str:
     return f"{statistics.mean(getattr(s, attr) for s in group) / unit:.2f}"
 
@@ -331,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     report = soak(args.sessions, args.seed, trace_memory=not args.no_tracemalloc)
     print(describe(report))
-    return 1 if report.breaches or report.leaked else 0
+    return 1 if report.breaches or report.leaked or report.heap_flat is False else 0
 
 
 if __name__ == "__main__":
