@@ -122,6 +122,7 @@ class Device:
         self._stepper = SteppingWriter(profile, self.replies, self._send, lambda: self._halted)
         self._tasks: asyncio.TaskGroup | None = None
         self._children: list[asyncio.Task[None]] = []
+        self._disobeyed = ""  # set by verify_outputs: the cushion holds levels it was not sent
         self._fault: asyncio.Future[DeviceError] | None = None
         self._watch = Watch(
             profile,
@@ -606,9 +607,37 @@ class Device:
         if sent and self._acks:
             timeout = max(0.5, self.replies.reply_timeout_s)
             confirmed = await self.replies.acked(acks_before + owed, timeout)
-        report = self._all_off(sent, reason, confirmed)
+        still_on = self._disobeyed
+        if sent and still_on:
+            # Acked and ignored: an ack is no proof, the cushion's own status is.
+            report = AllOff(self._t(), True, reason, False, fallback_text(self.profile), still_on)
+            self.last_all_off = report
+        else:
+            report = self._all_off(sent, reason, confirmed)
         self.emit(report)
         return report
+
+    async def verify_outputs(self) -> None:
+        """Before a session's last stop, ask the status: does the cushion hold what it was sent?
+
+        Asked before the stop, not after, so the all-off stays the last frame on the wire;
+        nothing is in flight then (the plan is over). A cushion that acked and ignored its
+        commands shows other levels: the all-off will not be reported as done.
+        """
+        sent = self._sent
+        if not self._polls or self._tasks is None or sent is None or not self.link.up.is_set():
+            return
+        try:
+            if not await self._stepper.query():
+                return
+        except (DeviceError, OSError):
+            return  # no answer: the watch reports the silence; the ack is all there is
+        shown = self.replies.reported_levels(self._n)
+        if shown is not None and shown != sent.levels and any(
+            level > self.replies.off_level for level in shown
+        ):
+            self._disobeyed = (f"the cushion's status shows levels {shown} where it was sent "
+                               f"{sent.levels}: it does not obey its commands")
 
     def _all_off(self, sent: bool, reason: str, confirmed: bool | None) -> AllOff:
         report = AllOff(

@@ -48,6 +48,9 @@ def all_off_text(event: AllOff) -> str:
     """Say what really happened to the outputs: sent, confirmed, or what the cushion will do."""
     if not event.sent:
         return f"could not send the all-off ({event.reason}): {event.fallback}"
+    if event.still_on:
+        return (f"all-off sent but the cushion did not obey it ({event.reason}): "
+                f"{event.still_on}; {event.fallback}")
     if event.confirmed is False:
         return f"all-off sent but not confirmed by the cushion ({event.reason})"
     return f"all outputs off ({event.reason})"

@@ -148,6 +148,8 @@ class AllOff(Event):
     reason: str
     confirmed: bool | None = None  # acknowledged by the cushion; None: it sends no acks
     fallback: str = ""  # when not sent: what the cushion itself will do, in plain words
+    # Not off after all: what the cushion's status showed after the all-off (it ignored it).
+    still_on: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from controller.fallback import deadman_warning
 from controller.keys import STDIN, Keyboard
 from controller.plan import compile_program
 from controller.safety import apply_envelope, zone_caps
-from controller.session import EXIT_INTERRUPTED, Session, SessionResult
+from controller.session import EXIT_DONE, EXIT_INTERRUPTED, EXIT_SAFETY, Session, SessionResult
 from controller.transports.base import Endpoint, open_transport
 from controller.words import zone_names
 
@@ -190,7 +190,11 @@ async def run_program(
         # all-off on the way out; report it as interrupted.
         return SessionResult("interrupted", EXIT_INTERRUPTED, f"interrupted ({stopper.signalled})")
     # The device has closed: its last all-off report is the truth about the outputs.
-    return replace(result, all_off=device.last_all_off)
+    off = device.last_all_off
+    if off is not None and off.still_on and result.exit_code == EXIT_DONE:
+        return SessionResult("safety", EXIT_SAFETY, f"the cushion did not turn off: "
+                             f"{off.still_on}", all_off=off)
+    return replace(result, all_off=off)
 
 
 def _limits_in_force(limits: SafetyLimits, *, sparing: bool) -> dict[str, float]:

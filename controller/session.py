@@ -274,6 +274,7 @@ class Session:
             if i and self._stop_reason is None:
                 await self._offer(setpoints[i - 1])
         self._position_s = tl.duration_s
+        await self.device.verify_outputs()
         await self.device.halt("program finished", final=True)
         return SessionResult("done", EXIT_DONE, "program finished")
 

@@ -463,10 +463,11 @@ _RESET_MISSED = (
 
 
 _IGNORED_MISSED = (
-    "controller: a cushion that acks but ignores commands is noticed only by a status poll "
-    "while the outputs hold still; during the final ramp-down they never do, so the session "
-    "ends 'done' (exit 0, not 4) with the ignored all-off reported confirmed; the outputs "
-    "hold their level until the cushion's lease or watchdog lets go"
+    "known limitation: a cushion that acks but ignores commands is noticed by a status poll "
+    "while the outputs hold still, or by the status asked before the last all-off when it "
+    "still holds levels it was not sent (exit 4, all-off reported not confirmed); on a leased "
+    "cushion the ignored renewals let the outputs go off before the end, so nothing is left "
+    "to see there and the session ends 'done' (exit 0, outputs off by the lease)"
 )
 
 

@@ -12,7 +12,7 @@ from controller.errors import DeviceError
 from controller.events import AllOff, DeviceReset, Event, Fault, SessionEnded, SessionStarted
 from controller.limits import DEFAULT_LIMITS
 from controller.runner import RunOptions, run_program
-from controller.session import EXIT_SAFETY, Session
+from controller.session import EXIT_SAFETY, Session, SessionResult
 from controller.timeline import Setpoint
 from controller.transports.base import Endpoint
 from controller.transports.serial import SerialTransport
@@ -342,3 +342,29 @@ def test_three_unreadable_replies_end_the_session_with_exit_3() -> None:
     assert "garbage" in run.result.message or "did not answer" in run.result.message
     assert [f for f in run.of(Fault) if "unreadable" in f.message]
     assert not any(run.cushion.state.commanded)  # the stop still went through
+
+
+def test_a_cushion_that_ignores_the_final_all_off_is_not_reported_off() -> None:
+    """An ack is no proof: the status after the all-off is, and the exit code says so."""
+    prof = load_profile("vb6-binary")
+    prog = load_program("lumbar-short")
+    cushion = SimulatedCushion(prof)
+    events: list[Event] = []
+
+    async def main() -> SessionResult:
+        # Acks everything and obeys nothing from 3 s before the end: the last steps of the
+        # final ramp-down, outputs still on, every sample a write (no status poll between).
+        apply_schedule(cushion, FaultSchedule.of(
+            {"kind": "ignore_commands", "at_s": prog.duration_s - 3.0}))
+        return await run_program(
+            prog, prof, DEFAULT_LIMITS, RunOptions(Endpoint("sim", prof.name),
+                                                   handle_signals=False),
+            emit=events.append, transport=SimTransport(Endpoint("sim", prof.name), prof, cushion),
+        )
+
+    result = run_virtual(main())
+    assert any(cushion.state.commanded), "the fault should have left outputs on"
+    off = result.all_off
+    assert off is not None and off.sent and off.confirmed is False, off
+    assert "does not obey" in off.still_on and "watchdog" in off.fallback
+    assert result.exit_code == EXIT_SAFETY and "did not turn off" in result.message, result
