@@ -70,11 +70,15 @@ class VirtualSelector(WrappedSelector):
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         """Poll real fds at once; with nothing ready, advance virtual time by ``timeout`` (s)."""
-        if timeout == 0:
-            # Callbacks are ready, so time stands still: polling fds on every such pass costs a
-            # syscall per callback batch; every 8th pass keeps real I/O flowing.
+        if timeout == 0 or (timeout is not None and len(self._real.get_map()) <= 1):
+            # Callbacks are ready, so time stands still; or the only fd is the loop's own
+            # wake-up pipe (no pty: nothing but another thread or a signal can write to it).
+            # A poll costs a syscall per pass; every 8th keeps real I/O flowing, a few passes
+            # (microseconds of a virtual run) later at most.
             self._zero_polls = (self._zero_polls + 1) & 7
             if self._zero_polls:
+                if timeout:
+                    self.now_s += timeout
                 return []
         ready = self._real.select(0)
         if ready or timeout is None:
