@@ -35,7 +35,7 @@ from firmware_profiles.commands import Stop
 from hil.cushion import SimulatedCushion
 from hil.ptylink import PtyLink
 from hil.recorder import Event
-from tests.mqtt_broker import Broker
+from tests.mqtt_broker import Broker, pumping
 
 PROFILE = "lp4-ascii"
 PROGRAM = "lumbar-short"
@@ -343,13 +343,8 @@ async def bench_client(b: Broker, *extra: str) -> AsyncIterator[BenchClient]:
         bc = BenchClient(client)
         for topic in (REPLIES, ROUND_TRIP, f"{topics.PREFIX}/+/status", *extra):
             await client.subscribe(topic, qos=1)
-        task = asyncio.create_task(bc.pump())
-        try:
+        async with pumping(bc.pump):
             yield bc
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await task
 
 
 def load_line() -> str:

@@ -7,6 +7,7 @@ the same port. Every process it starts is ended when the test ends.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -21,7 +22,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+    from typing import Any
 
 MOSQUITTO_PATHS = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 # Generous: a loaded 2-core machine can take seconds to start a Python broker.
@@ -144,6 +146,20 @@ class Broker:
         return self._proc is not None and self._proc.poll() is None
 
 
+@contextlib.asynccontextmanager
+async def pumping(pump: Callable[[], Coroutine[Any, Any, None]]) -> AsyncIterator[None]:
+    """Run a client's message pump for the block; cancel it and wait for it after."""
+    import aiomqtt
+
+    task = asyncio.create_task(pump())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+            await task
+
+
 @pytest.fixture
 def mqtt_broker() -> Iterator[Broker]:
     """A running broker on a free loopback port, stopped after the test."""
@@ -156,7 +172,7 @@ def mqtt_broker() -> Iterator[Broker]:
             broker.stop()
 
 
-__all__ = ["Broker", "free_port", "mosquitto_binary", "mqtt_broker"]
+__all__ = ["Broker", "free_port", "mosquitto_binary", "mqtt_broker", "pumping"]
 
 if __name__ == "__main__":  # pragma: no cover - a manual check: python tests/mqtt_broker.py
     with tempfile.TemporaryDirectory() as tmp:

@@ -27,6 +27,7 @@ from controller.node import Node
 from controller.node_cushion import CushionSpec
 from controller.transports.base import Endpoint
 from firmware_profiles import load_profile
+from tests.mqtt_broker import pumping
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -129,13 +130,8 @@ async def watcher(broker: Broker) -> AsyncIterator[Watcher]:
         await client.subscribe("cushion/#", qos=1)
         await client.subscribe("homeassistant/#", qos=1)
         await client.subscribe("test/#", qos=1)
-        task = asyncio.create_task(w.pump())
-        try:
+        async with pumping(w.pump):
             yield w
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await task
 
 
 @contextlib.asynccontextmanager

@@ -36,7 +36,7 @@ from controller.node import Node
 from controller.node_cushion import CushionSpec
 from controller.transports.base import Endpoint
 from firmware_profiles import load_profile
-from tests.mqtt_broker import free_port, mosquitto_binary
+from tests.mqtt_broker import free_port, mosquitto_binary, pumping
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
@@ -210,13 +210,8 @@ async def client(broker: SecureBroker, user: str, *subs: str) -> AsyncIterator[C
         w = Client(c)
         for sub in subs:
             await c.subscribe(sub, qos=1)
-        task = asyncio.create_task(w.pump())
-        try:
+        async with pumping(w.pump):
             yield w
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await task
 
 
 @contextlib.asynccontextmanager
