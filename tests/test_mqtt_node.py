@@ -330,7 +330,10 @@ def test_home_assistant_discovery_matches_the_schema(mqtt_broker: Broker) -> Non
                               "discovery removed")
             async with watcher(mqtt_broker) as w:
                 await w.until(lambda: w.last.get(topic), "lp4 still retained")
-                await asyncio.sleep(1.0)
+                # The broker sends a subscription's retained messages before it takes our
+                # next publish: once this marker is back, any retained vb6 config would be too.
+                await w.client.publish("test/marker", b"1", qos=1)
+                await w.until(lambda: w.last.get("test/marker"), "the marker")
                 assert topics.discovery("ha", "vb6-binary") not in w.last
 
     run(go())
