@@ -143,16 +143,14 @@ class Slot:
 
     def switch_heat(self, on: bool) -> str:
         """Set the heat switch for this and later sessions; on never passes a heat rule."""
-        from controller.screening import no_heat
-        from protocols.contraindications import BY_KEY
+        from controller.screening import no_heat, no_heat_note
 
         if on and self.profile.heat is None:
             raise CommandError(f"'{self.name}' has no heater.", key="on",
                                hint="Only cushions whose profile has [heat] can heat.")
         if on and not self.node.skip_screening and no_heat(self.node.screening().section):
             raise CommandError(
-                "heat stays off: the screening answered yes to reduced sensation "
-                f"({BY_KEY['reduced_sensation'].reason}).", key="on",
+                f"{no_heat_note()}.", key="on",
                 hint="A doctor decides; the answer is changed with 'cushion screening'.")
         self.heat_on = on
         session = self.session

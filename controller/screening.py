@@ -116,6 +116,12 @@ def no_heat(section: ScreeningSection) -> bool:
     return bool(section.answers.get("reduced_sensation"))
 
 
+def no_heat_note() -> str:
+    """Say why heat stays off after a yes to reduced sensation (a sentence, no full stop)."""
+    return ("heat stays off: the screening answered yes to reduced sensation "
+            f"({BY_KEY['reduced_sensation'].reason})")
+
+
 def pain_refusal() -> SessionRefused:
     """Return the refusal for a day with pronounced or acute pain."""
     return SessionRefused(
@@ -250,6 +256,5 @@ def gate(
     notes = []
     if no_heat(section) and limits.heat_max > 0:
         limits = narrow(limits, {"heat_max": 0.0})
-        notes.append("heat stays off: the screening answered yes to reduced sensation "
-                     f"({BY_KEY['reduced_sensation'].reason})")
+        notes.append(no_heat_note())
     return Gate(limits, skip, notes)
